@@ -1,0 +1,1 @@
+"""reprotrain: a reproducible training pipeline, one module per DVC stage."""

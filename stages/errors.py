@@ -1,0 +1,26 @@
+"""User-facing errors: one line on stderr, non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+class UserError(Exception):
+    """A problem the user can fix (params, data, files); shown as one line."""
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage's main(); turn a UserError into one line and exit status 2."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        main()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,344 @@
+"""Model registry: torch networks and scikit-learn estimators behind one interface.
+
+Every model has `fit(train, dev) -> history`, `predict`, `predict_proba` (classification)
+and `save(directory)`; `load_model(directory)` brings any of them back. Nothing is
+pickled: torch weights load with `weights_only=True`, scikit-learn models through skops
+with an allow-list of types.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from stages.errors import UserError
+
+if TYPE_CHECKING:
+    from stages.config import TrainParams
+
+log = logging.getLogger(__name__)
+
+TORCH_MODELS = ("mlp",)
+SKLEARN_MODELS = ("logistic_regression", "linear_regression")
+MODEL_NAMES = TORCH_MODELS + SKLEARN_MODELS
+BASELINE = "baseline"
+CONFIG_FILE = "model.json"
+# Types a saved scikit-learn model may contain; anything else is refused on load.
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.")
+
+Arrays = tuple[np.ndarray, np.ndarray]
+
+
+def build_model(params: TrainParams, schema: dict[str, Any], seed: int) -> Any:
+    """The model named in params, configured for this data."""
+    n_classes = len(schema["classes"]) if schema["task"] == "classification" else 0
+    if params.model in TORCH_MODELS:
+        return TorchModel.from_params(params, schema["task"], n_classes, seed)
+    return SklearnModel.from_params(params, schema["task"], n_classes, seed)
+
+
+def build_baseline(task: str, n_classes: int) -> SklearnModel:
+    """Majority class or mean: the score any model must beat."""
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    if task == "classification":
+        return SklearnModel(BASELINE, task, n_classes, DummyClassifier(strategy="most_frequent"))
+    return SklearnModel(BASELINE, task, n_classes, DummyRegressor(strategy="mean"))
+
+
+def load_model(directory: Path) -> Any:
+    directory = Path(directory)
+    config_path = directory / CONFIG_FILE
+    if not config_path.is_file():
+        raise UserError(f"{directory}: not a model directory (no {CONFIG_FILE})")
+    config = json.loads(config_path.read_text())
+    if config["family"] == "torch":
+        return TorchModel.load(directory, config)
+    return SklearnModel.load(directory, config)
+
+
+def _full_proba(proba: np.ndarray, seen: np.ndarray, n_classes: int) -> np.ndarray:
+    """Spread an estimator's probability columns over all class indices."""
+    full = np.zeros((len(proba), n_classes), dtype=np.float64)
+    full[:, seen.astype(int)] = proba
+    return full
+
+
+class SklearnModel:
+    family = "sklearn"
+
+    def __init__(self, name: str, task: str, n_classes: int, estimator: Any):
+        self.name, self.task, self.n_classes, self.estimator = name, task, n_classes, estimator
+
+    @classmethod
+    def from_params(cls, params: TrainParams, task: str, n_classes: int, seed: int):
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        if params.model == "logistic_regression":
+            if task != "classification":
+                raise UserError(
+                    "params.yaml: train.model: logistic_regression needs a classification "
+                    "task; for regression use linear_regression or mlp"
+                )
+            estimator = _logistic(params, seed)
+        else:
+            if task != "regression":
+                raise UserError(
+                    "params.yaml: train.model: linear_regression needs a regression task; "
+                    "for classification use logistic_regression or mlp"
+                )
+            estimator = _linear(params)
+        return cls(params.model, task, n_classes, make_pipeline(StandardScaler(), estimator))
+
+    def fit(self, train: Arrays, dev: Arrays) -> list[dict[str, float]]:
+        self.estimator.fit(*train)
+        return []
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return self.estimator.predict(features)
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray | None:
+        if self.task != "classification":
+            return None
+        proba = self.estimator.predict_proba(features)
+        return _full_proba(proba, self.estimator.classes_, self.n_classes)
+
+    def save(self, directory: Path) -> None:
+        import skops.io as sio
+
+        directory.mkdir(parents=True, exist_ok=True)
+        sio.dump(self.estimator, directory / "model.skops")
+        config = {
+            "family": self.family,
+            "name": self.name,
+            "task": self.task,
+            "n_classes": self.n_classes,
+        }
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls, directory: Path, config: dict[str, Any]) -> SklearnModel:
+        import skops.io as sio
+
+        path = directory / "model.skops"
+        try:
+            untrusted = sio.get_untrusted_types(file=path)
+            refused = [name for name in untrusted if not name.startswith(TRUSTED_PREFIXES)]
+            if refused:
+                raise UserError(
+                    f"{path}: refusing to load; it holds types outside the allow-list "
+                    f"({', '.join(TRUSTED_PREFIXES)}): {', '.join(refused[:3])}"
+                )
+            estimator = sio.load(path, trusted=untrusted)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any decode failure means a bad file
+            raise UserError(
+                f"{path}: corrupt or unreadable model file ({type(exc).__name__})"
+            ) from None
+        return cls(config["name"], config["task"], config["n_classes"], estimator)
+
+
+def _logistic(params: TrainParams, seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    section = params.logistic_regression
+    if section.penalty == "none":
+        return LogisticRegression(C=np.inf, max_iter=section.max_iter, random_state=seed)
+    l1_ratio = 1.0 if section.penalty == "l1" else 0.0
+    solver = "saga" if section.penalty == "l1" else "lbfgs"
+    return LogisticRegression(
+        C=section.C, l1_ratio=l1_ratio, solver=solver, max_iter=section.max_iter, random_state=seed
+    )
+
+
+def _linear(params: TrainParams) -> Any:
+    from sklearn.linear_model import LinearRegression, Ridge
+
+    alpha = params.linear_regression.alpha
+    return Ridge(alpha=alpha) if alpha > 0 else LinearRegression()
+
+
+class TorchModel:
+    """A torch network with standardized inputs (and targets, for regression)."""
+
+    family = "torch"
+
+    def __init__(
+        self,
+        name: str,
+        task: str,
+        n_classes: int,
+        config: dict[str, Any],
+        params: TrainParams | None = None,
+        seed: int = 0,
+    ):
+        self.name, self.task, self.n_classes = name, task, n_classes
+        self.config = config  # everything needed to rebuild the network
+        self.params, self.seed = params, seed
+        self.net: Any = None
+
+    @classmethod
+    def from_params(cls, params: TrainParams, task: str, n_classes: int, seed: int):
+        section = getattr(params, params.model)
+        config = {"kind": params.model, **section.model_dump()}
+        return cls(params.model, task, n_classes, config, params, seed)
+
+    # -- training ------------------------------------------------------------------------
+
+    def fit(self, train: Arrays, dev: Arrays, on_epoch=None) -> list[dict[str, float]]:
+        import torch
+
+        from stages import training
+
+        torch.manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)
+        features, targets = train
+        if self.task == "regression":
+            self.config["target_mean"] = float(targets.mean())
+            self.config["target_std"] = float(targets.std() + 1e-6)
+        self.net = self._build(features.shape[1])
+        self.net[0].fit(torch.tensor(features))
+        device = resolve_device(self.params.device)
+        self.net.to(device)
+        result = training.fit(
+            self.net,
+            self._loss_fn(),
+            self._score_fn(),
+            self._tensors(train, device),
+            self._tensors(dev, device),
+            self.params.optim,
+            self.params.early_stopping,
+            generator,
+            on_epoch,
+            loss_scale=self.config.get("target_std", 1.0) ** 2,
+        )
+        self.net.to("cpu")
+        self.best_epoch, self.stop_reason = result.best_epoch, result.stop_reason
+        return result.history
+
+    def _build(self, n_features: int) -> Any:
+        from torch import nn
+
+        from stages.nets import Standardize, build_net
+
+        self.n_features = n_features
+        n_outputs = self.n_classes if self.task == "classification" else 1
+        net_config = {k: v for k, v in self.config.items() if not k.startswith("target_")}
+        body = build_net({**net_config, "n_inputs": n_features, "n_outputs": n_outputs})
+        return nn.Sequential(Standardize(n_features), body)
+
+    def _loss_fn(self) -> Any:
+        from torch import nn
+
+        return nn.CrossEntropyLoss() if self.task == "classification" else nn.MSELoss()
+
+    def _score_fn(self):
+        if self.task == "classification":
+            return lambda outputs, y: float((outputs.argmax(1) == y).float().mean())
+
+        def r2(outputs, y) -> float:
+            residual = ((outputs - y) ** 2).sum()
+            total = ((y - y.mean()) ** 2).sum()
+            return float(1 - residual / total) if float(total) > 0 else 0.0
+
+        return r2
+
+    def _tensors(self, data: Arrays, device: Any) -> tuple[Any, Any]:
+        import torch
+
+        features, targets = data
+        x = torch.tensor(features, dtype=torch.float32, device=device)
+        if self.task == "classification":
+            return x, torch.tensor(targets, dtype=torch.long, device=device)
+        scaled = (targets - self.config["target_mean"]) / self.config["target_std"]
+        return x, torch.tensor(scaled, dtype=torch.float32, device=device).unsqueeze(1)
+
+    # -- inference -----------------------------------------------------------------------
+
+    def _outputs(self, features: np.ndarray) -> Any:
+        import torch
+
+        from stages.training import predict_outputs
+
+        return predict_outputs(self.net, torch.tensor(features, dtype=torch.float32))
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        outputs = self._outputs(features)
+        if self.task == "classification":
+            return outputs.argmax(1).numpy()
+        scaled = outputs.squeeze(1).numpy().astype(np.float64)
+        return scaled * self.config["target_std"] + self.config["target_mean"]
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray | None:
+        if self.task != "classification":
+            return None
+        return self._outputs(features).softmax(1).numpy().astype(np.float64)
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        import torch
+
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(self.net.state_dict(), directory / "weights.pt")
+        config = {
+            "family": self.family,
+            "name": self.name,
+            "task": self.task,
+            "n_classes": self.n_classes,
+            "net": self.config,
+            "n_features": self.n_features,
+        }
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls, directory: Path, config: dict[str, Any]) -> TorchModel:
+        import pickle
+
+        import torch
+
+        model = cls(config["name"], config["task"], config["n_classes"], config["net"])
+        model.net = model._build(config["n_features"])
+        path = directory / "weights.pt"
+        try:
+            state = torch.load(path, weights_only=True, map_location="cpu")
+            model.net.load_state_dict(state)
+        except pickle.UnpicklingError:
+            raise UserError(
+                f"{path}: refusing to load; the file holds objects other than tensors "
+                "(loading it could run code)"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - truncated zip, wrong shapes, ...
+            raise UserError(
+                f"{path}: corrupt or unreadable model file ({type(exc).__name__})"
+            ) from None
+        model.net.eval()
+        return model
+
+
+def resolve_device(requested: str) -> Any:
+    import torch
+
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            "params.yaml: train.device: 'cuda' requested but no CUDA device found; "
+            "allowed here: auto, cpu"
+        )
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise UserError(
+            "params.yaml: train.device: 'mps' requested but MPS is not available; "
+            "allowed here: auto, cpu"
+        )
+    return torch.device(requested)

@@ -1,0 +1,30 @@
+"""Where each stage reads and writes, relative to the repository root (dvc.yaml mirrors these)."""
+
+from pathlib import Path
+
+PREPARED_DIR = Path("data/prepared")
+PREPARED_DATA = PREPARED_DIR / "data.parquet"
+SCHEMA = PREPARED_DIR / "schema.json"
+
+SPLIT_DIR = Path("data/split")
+SPLIT_FILES = {name: SPLIT_DIR / f"{name}.parquet" for name in ("train", "dev", "test")}
+
+MODELS_DIR = Path("models")
+BASELINE_DIR = MODELS_DIR / "baseline"
+MODEL_DIR = MODELS_DIR / "model"
+TUNED_DIR = MODELS_DIR / "tuned"
+
+METRICS_DIR = Path("metrics")
+PREPARE_METRICS = METRICS_DIR / "prepare.json"
+SPLIT_METRICS = METRICS_DIR / "split.json"
+TRAIN_METRICS = METRICS_DIR / "train.json"
+TRAIN_HISTORY = METRICS_DIR / "train_history.csv"
+TUNE_METRICS = METRICS_DIR / "tune.json"
+TUNE_TRIALS = METRICS_DIR / "tune_trials.csv"
+EVALUATE_METRICS = METRICS_DIR / "evaluate.json"
+CONFUSION = METRICS_DIR / "confusion.csv"
+PLOTS_DIR = METRICS_DIR / "plots"
+
+
+def seed_dir(root: Path, seed: int) -> Path:
+    return root / f"seed-{seed}"

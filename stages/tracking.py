@@ -1,0 +1,198 @@
+"""The one place that talks to MLflow.
+
+Default store: `sqlite:///<root>/mlflow.db` with artifacts in `<root>/mlartifacts`, where
+<root> is `DVC_ROOT` (set by DVC, pointing at the workspace also for `dvc exp run --temp`
+and queued runs) or this repository. `MLFLOW_TRACKING_URI` overrides the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT = "reprotrain"
+PACKAGE_DIR = Path(__file__).resolve().parent
+PARENT_TAG = "mlflow.parentRunId"
+MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+
+
+def repo_root() -> Path:
+    root = os.environ.get("DVC_ROOT")
+    return Path(root).resolve() if root else PACKAGE_DIR.parent
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def setup() -> str:
+    """Point MLflow at the store and experiment; return the experiment id."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        location = (repo_root() / "mlartifacts").as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel worker
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=PACKAGE_DIR,
+            check=True,
+            timeout=10,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_tags(stage: str) -> dict[str, str]:
+    tags = {"stage": stage, "git_commit": git_commit(), "mlflow.source.git.commit": git_commit()}
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+    return tags
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested params as {'train.optim.lr': '0.001'}."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def flat_metrics(summary: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a nested summary as {'model_dev_accuracy_mean': 0.97}."""
+    flat: dict[str, float] = {}
+    for key, value in summary.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flat_metrics(value, f"{name}_"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, params: dict[str, Any]) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run for one stage, tagged and with its params logged."""
+    experiment_id = setup()
+    with mlflow.start_run(experiment_id=experiment_id, run_name=stage, tags=run_tags(stage)) as run:
+        log_params(run.info.run_id, params)
+        yield run
+
+
+def log_params(run_id: str, params: dict[str, Any]) -> None:
+    entries = [Param(key, value[:6000]) for key, value in flatten(params).items()]
+    for start in range(0, len(entries), 100):
+        MlflowClient().log_batch(run_id, params=entries[start : start + 100])
+
+
+def log_metrics(run_id: str, values: dict[str, float], step: int = 0) -> None:
+    """Many metrics in as few calls as MLflow allows."""
+    now = int(time.time() * 1000)
+    entries = [Metric(key, float(value), now, step) for key, value in values.items()]
+    _log_metric_entries(run_id, entries)
+
+
+def log_history(run_id: str, history: list[dict[str, float]]) -> None:
+    """Per-epoch rows as metric series with step = epoch, in batches."""
+    now = int(time.time() * 1000)
+    entries = [
+        Metric(key, float(value), now, int(row["epoch"]))
+        for row in history
+        for key, value in row.items()
+        if key != "epoch"
+    ]
+    _log_metric_entries(run_id, entries)
+
+
+def _log_metric_entries(run_id: str, entries: list[Metric]) -> None:
+    client = MlflowClient()
+    for start in range(0, len(entries), MAX_BATCH):
+        client.log_batch(run_id, metrics=entries[start : start + MAX_BATCH])
+
+
+def child_run(parent_run_id: str, name: str, stage: str) -> str:
+    """A nested run under `parent_run_id`, safe from worker threads and processes."""
+    parent = MlflowClient().get_run(parent_run_id)
+    tags = {**run_tags(stage), PARENT_TAG: parent_run_id, "mlflow.runName": name}
+    run = MlflowClient().create_run(parent.info.experiment_id, tags=tags, run_name=name)
+    return run.info.run_id
+
+
+def end_run(run_id: str, status: str = "FINISHED") -> None:
+    MlflowClient().set_terminated(run_id, status=status)
+
+
+def set_tags(run_id: str, tags: dict[str, str]) -> None:
+    MlflowClient().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def log_artifact(run_id: str, path: Path, folder: str | None = None) -> None:
+    MlflowClient().log_artifact(run_id, str(path), artifact_path=folder)
+
+
+def log_figure(run_id: str, figure: Any, filename: str) -> None:
+    MlflowClient().log_figure(run_id, figure, filename)
+
+
+def log_model(model_dir: Path, schema: dict[str, Any], example: Any, name: str = "model") -> None:
+    """Log a saved model as an MLflow pyfunc model with its signature (active run)."""
+    from mlflow.models import infer_signature
+
+    from stages.serving import PipelineModel, pip_requirements
+
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*integer column.*")
+        mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(PACKAGE_DIR / "pyfunc_entry.py"),
+            artifacts={"model": str(model_dir), "schema": _write_schema(schema, Path(tmp))},
+            code_paths=[str(PACKAGE_DIR)],
+            signature=infer_signature(
+                example, PipelineModel.predict_frame(model_dir, schema, example)
+            ),
+            input_example=example.head(2),
+            pip_requirements=pip_requirements(),
+        )
+
+
+def _write_schema(schema: dict[str, Any], directory: Path) -> str:
+    import json
+
+    path = directory / "schema.json"
+    path.write_text(json.dumps(schema))
+    return str(path)

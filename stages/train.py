@@ -1,0 +1,116 @@
+"""Stage `train`: a baseline without ML and the configured model, one per seed.
+
+Reads train and dev only; dev is used for early stopping and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from stages import config, datasets, io, metrics
+from stages.errors import run_stage
+from stages.fitting import configure_torch, fit_and_score
+from stages.models import build_baseline
+from stages.paths import (
+    BASELINE_DIR,
+    MODEL_DIR,
+    SCHEMA,
+    SPLIT_FILES,
+    TRAIN_HISTORY,
+    TRAIN_METRICS,
+    seed_dir,
+)
+
+log = logging.getLogger(__name__)
+
+
+def summarize(task: str, baseline: dict, fitted: list) -> dict:
+    """train.json: baseline and model scores on train and dev, per seed and mean ± std."""
+    per_seed = {
+        str(run.seed): {
+            "train": run.train_scores,
+            "dev": run.dev_scores,
+            "best_epoch": run.best_epoch,
+        }
+        for run in fitted
+    }
+    return {
+        "task": task,
+        "primary_metric": metrics.PRIMARY[task],
+        "baseline": baseline,
+        "model": {
+            "seeds": per_seed,
+            "train": metrics.summarize_seeds([run.train_scores for run in fitted]),
+            "dev": metrics.summarize_seeds([run.dev_scores for run in fitted]),
+        },
+    }
+
+
+def log_to_mlflow(run_id: str, summary: dict, fitted: list) -> None:
+    """Summary metrics on the stage run; each seed's epochs in a nested run."""
+    from stages import plots, tracking
+
+    tracking.log_metrics(run_id, tracking.flat_metrics(summary))
+    tracking.log_artifact(run_id, TRAIN_HISTORY)
+    tracking.log_figure(run_id, plots.history_figure(fitted[0].history), "loss_curves.png")
+    for run in fitted:
+        child = tracking.child_run(run_id, f"seed-{run.seed}", "train")
+        tracking.log_params(child, {"seed": run.seed})
+        tracking.log_history(child, run.history)
+        final = {
+            **{f"train_{k}": v for k, v in run.train_scores.items()},
+            **{f"dev_{k}": v for k, v in run.dev_scores.items()},
+        }
+        if run.best_epoch is not None:
+            final["best_epoch"] = run.best_epoch
+        tracking.log_metrics(child, final)
+        tracking.end_run(child)
+
+
+def main() -> None:
+    base, params = config.load("base", "train")
+    schema = io.read_json(SCHEMA)
+    task, n_classes = schema["task"], len(schema["classes"] or [])
+    train = datasets.to_arrays(pd.read_parquet(SPLIT_FILES["train"]), schema)
+    dev = datasets.to_arrays(pd.read_parquet(SPLIT_FILES["dev"]), schema)
+    configure_torch(base)
+
+    baseline = build_baseline(task, n_classes)
+    baseline.fit(train, dev)
+    baseline_scores = {
+        "train": metrics.score_model(baseline, task, train),
+        "dev": metrics.score_model(baseline, task, dev),
+    }
+    fitted = [fit_and_score(params, schema, seed, train, dev) for seed in params.seeds]
+    summary = summarize(task, baseline_scores, fitted)
+
+    with io.atomic_dir(BASELINE_DIR) as tmp:
+        baseline.save(tmp)
+    with io.atomic_dir(MODEL_DIR) as tmp:
+        for run in fitted:
+            run.model.save(seed_dir(tmp, run.seed))
+    io.write_json(TRAIN_METRICS, summary)
+    io.write_csv(TRAIN_HISTORY, pd.DataFrame(fitted[0].history))
+
+    from stages import tracking  # MLflow last: a failed log never hides the outputs
+
+    with tracking.stage_run(
+        "train", {"base": base.model_dump(), "train": params.model_dump()}
+    ) as run:
+        log_to_mlflow(run.info.run_id, summary, fitted)
+        example = datasets.feature_frame(pd.read_parquet(SPLIT_FILES["train"]).head(5), schema)
+        tracking.log_model(seed_dir(MODEL_DIR, fitted[0].seed), schema, example)
+    primary = metrics.PRIMARY[task]
+    log.info(
+        "dev %s: model %.4f ± %.4f, baseline %.4f",
+        primary,
+        summary["model"]["dev"][primary]["mean"],
+        summary["model"]["dev"][primary]["std"],
+        baseline_scores["dev"][primary],
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)
