@@ -121,4 +121,7 @@ def fit_verdict(
 def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, classes: list[Any]) -> list[dict]:
     """One row per test sample as DVC's confusion template expects: actual, predicted."""
     labels = [str(label) for label in classes]
-    return [{"actual": labels[t], "predicted": labels[p]} for t, p in zip(y_true, y_pred, strict=False)]
+    return [
+        {"actual": labels[t], "predicted": labels[p]}
+        for t, p in zip(y_true, y_pred, strict=True)
+    ]
