@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# dvc.yaml runs `python -m stages.<name>`: that python must be the venv's.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: repro test lint ui repro-check bench clean
 

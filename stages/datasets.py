@@ -141,15 +141,13 @@ def feature_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
     return frame[[feature["name"] for feature in schema["features"]]]
 
 
-def to_arrays(frame: pd.DataFrame, schema: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Features as float32 and the target as class indices (int64) or floats (float32)."""
-    features = feature_frame(frame, schema).to_numpy(dtype=np.float32)
+def encode_target(frame: pd.DataFrame, schema: dict[str, Any]) -> np.ndarray:
+    """The target as class indices (int64) or floats (float32)."""
     target = frame[schema["target"]]
     if schema["task"] == "classification":
         index = {label: position for position, label in enumerate(schema["classes"])}
-        labels = np.array([index[_plain(value)] for value in target], dtype=np.int64)
-        return features, labels
-    return features, target.to_numpy(dtype=np.float32)
+        return np.array([index[_plain(value)] for value in target], dtype=np.int64)
+    return target.to_numpy(dtype=np.float32)
 
 
 def _plain(value: Any) -> Any:

@@ -70,20 +70,20 @@ def main() -> None:
     (params,) = config.load("evaluate")
     schema = io.read_json(SCHEMA)
     task, primary = schema["task"], metrics.PRIMARY[schema["task"]]
-    test = datasets.to_arrays(pd.read_parquet(SPLIT_FILES["test"]), schema)
+    test_frame = pd.read_parquet(SPLIT_FILES["test"])
     train_summary, tune_summary = io.read_json(TRAIN_METRICS), io.read_json(TUNE_METRICS)
 
     models = {"baseline": load_model(BASELINE_DIR), "tuned": load_model(TUNED_DIR)}
     seeds = {path.name: load_model(path) for path in seed_dirs(MODEL_DIR)}
-    per_seed = {name: metrics.score_model(model, task, test) for name, model in seeds.items()}
+    per_seed = {name: score(model, task, test_frame, schema) for name, model in seeds.items()}
     selected, reason = select(train_summary, tune_summary, primary)
     fit = verdicts(train_summary, tune_summary, primary, params)
     summary = {
         "primary_metric": primary,
         "test": {
-            "baseline": metrics.score_model(models["baseline"], task, test),
+            "baseline": score(models["baseline"], task, test_frame, schema),
             "model": {"seeds": per_seed, "mean": metrics.summarize_seeds(list(per_seed.values()))},
-            "tuned": metrics.score_model(models["tuned"], task, test),
+            "tuned": score(models["tuned"], task, test_frame, schema),
         },
         "selected": {"model": selected, "reason": reason},
         "fit": fit,
@@ -92,11 +92,11 @@ def main() -> None:
 
     confusion = None
     if task == "classification":
-        predicted = chosen.predict(test[0])
-        io.write_csv(
-            CONFUSION, pd.DataFrame(metrics.confusion_rows(test[1], predicted, schema["classes"]))
-        )
-        confusion = confusion_matrix(test[1], predicted, len(schema["classes"]))
+        actual = datasets.encode_target(test_frame, schema)
+        predicted = chosen.predict(chosen.preprocessor.transform(test_frame))
+        rows = metrics.confusion_rows(actual, predicted, schema["classes"])
+        io.write_csv(CONFUSION, pd.DataFrame(rows))
+        confusion = confusion_matrix(actual, predicted, len(schema["classes"]))
     io.write_json(EVALUATE_METRICS, summary)
     verdict = fit[selected]
     print(
@@ -118,6 +118,12 @@ def main() -> None:
                 confusion, labels, f"Confusion matrix ({selected}, test)"
             )
             tracking.log_figure(run.info.run_id, figure, "confusion_matrix.png")
+
+
+def score(model, task: str, frame: pd.DataFrame, schema: dict) -> dict[str, float]:
+    """Scores of a loaded model (with its own preprocessor) on a raw split frame."""
+    data = (model.preprocessor.transform(frame), datasets.encode_target(frame, schema))
+    return metrics.score_model(model, task, data)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:

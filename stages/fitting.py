@@ -6,10 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from stages import metrics
+from stages import datasets, metrics
 from stages.config import BaseParams, TrainParams
+from stages.features import Preprocessor, fit_preprocessor
 from stages.models import build_model
+from stages.paths import SPLIT_FILES
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -22,6 +25,16 @@ class Fitted:
     dev_scores: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
+
+
+def load_train_dev(schema: dict[str, Any]) -> tuple[Preprocessor, Arrays, Arrays]:
+    """Read train and dev, fit the preprocessor on train, return both as arrays."""
+    train_frame = pd.read_parquet(SPLIT_FILES["train"])
+    dev_frame = pd.read_parquet(SPLIT_FILES["dev"])
+    preprocessor = fit_preprocessor(train_frame, schema)
+    train = (preprocessor.transform(train_frame), datasets.encode_target(train_frame, schema))
+    dev = (preprocessor.transform(dev_frame), datasets.encode_target(dev_frame, schema))
+    return preprocessor, train, dev
 
 
 def configure_torch(base: BaseParams) -> None:

@@ -50,15 +50,27 @@ def build_baseline(task: str, n_classes: int) -> SklearnModel:
     return SklearnModel(BASELINE, task, n_classes, DummyRegressor(strategy="mean"))
 
 
+def save_model(model: Any, preprocessor: Any, directory: Path) -> None:
+    """A self-contained model directory: the fitted preprocessor beside the model."""
+    model.save(directory)
+    preprocessor.save(directory)
+
+
 def load_model(directory: Path) -> Any:
+    """A model with its `preprocessor` attribute: `model.preprocessor.transform(frame)`."""
+    from stages.features import load_preprocessor
+
     directory = Path(directory)
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
         raise UserError(f"{directory}: not a model directory (no {CONFIG_FILE})")
     config = json.loads(config_path.read_text())
     if config["family"] == "torch":
-        return TorchModel.load(directory, config)
-    return SklearnModel.load(directory, config)
+        model = TorchModel.load(directory, config)
+    else:
+        model = SklearnModel.load(directory, config)
+    model.preprocessor = load_preprocessor(directory)
+    return model
 
 
 def _full_proba(proba: np.ndarray, seen: np.ndarray, n_classes: int) -> np.ndarray:

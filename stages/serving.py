@@ -27,8 +27,7 @@ def pip_requirements() -> list[str]:
 
 def predictions_frame(model: Any, schema: dict[str, Any], rows: pd.DataFrame) -> pd.DataFrame:
     """Predicted labels or values for rows holding the schema's feature columns."""
-    names = [feature["name"] for feature in schema["features"]]
-    features = np.array(rows[names], dtype=np.float32)
+    features = model.preprocessor.transform(rows)
     predicted = model.predict(features)
     if schema["task"] != "classification":
         return pd.DataFrame({"prediction": predicted.astype(np.float64)})

@@ -11,8 +11,8 @@ import pandas as pd
 
 from stages import config, datasets, io, metrics
 from stages.errors import run_stage
-from stages.fitting import configure_torch, fit_and_score
-from stages.models import build_baseline
+from stages.fitting import configure_torch, fit_and_score, load_train_dev
+from stages.models import build_baseline, save_model
 from stages.paths import (
     BASELINE_DIR,
     MODEL_DIR,
@@ -73,8 +73,7 @@ def main() -> None:
     base, params = config.load("base", "train")
     schema = io.read_json(SCHEMA)
     task, n_classes = schema["task"], len(schema["classes"] or [])
-    train = datasets.to_arrays(pd.read_parquet(SPLIT_FILES["train"]), schema)
-    dev = datasets.to_arrays(pd.read_parquet(SPLIT_FILES["dev"]), schema)
+    preprocessor, train, dev = load_train_dev(schema)
     configure_torch(base)
 
     baseline = build_baseline(task, n_classes)
@@ -87,10 +86,10 @@ def main() -> None:
     summary = summarize(task, baseline_scores, fitted)
 
     with io.atomic_dir(BASELINE_DIR) as tmp:
-        baseline.save(tmp)
+        save_model(baseline, preprocessor, tmp)
     with io.atomic_dir(MODEL_DIR) as tmp:
         for run in fitted:
-            run.model.save(seed_dir(tmp, run.seed))
+            save_model(run.model, preprocessor, seed_dir(tmp, run.seed))
     io.write_json(TRAIN_METRICS, summary)
     io.write_csv(TRAIN_HISTORY, pd.DataFrame(fitted[0].history))
 

@@ -12,7 +12,8 @@ import pandas as pd
 
 from stages import config, datasets, io, metrics, tuning
 from stages.errors import run_stage
-from stages.fitting import configure_torch, fit_and_score
+from stages.fitting import configure_torch, fit_and_score, load_train_dev
+from stages.models import save_model
 from stages.paths import SCHEMA, SPLIT_FILES, TUNE_METRICS, TUNE_TRIALS, TUNED_DIR
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,7 @@ def main() -> None:
     base, train_params, params = config.load("base", "train", "tune")
     tuning.validate_space(params.space)
     schema = io.read_json(SCHEMA)
-    train = datasets.to_arrays(pd.read_parquet(SPLIT_FILES["train"]), schema)
-    dev = datasets.to_arrays(pd.read_parquet(SPLIT_FILES["dev"]), schema)
+    preprocessor, train, dev = load_train_dev(schema)
     configure_torch(base)
     seed = train_params.seeds[0]
 
@@ -81,7 +81,7 @@ def main() -> None:
             },
         }
         with io.atomic_dir(TUNED_DIR) as tmp:
-            best.model.save(tmp)
+            save_model(best.model, preprocessor, tmp)
         io.write_json(TUNE_METRICS, summary)
         io.write_csv(TUNE_TRIALS, pd.DataFrame(tuning.trials_table(study)))
 
