@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from stages.errors import UserError
 
@@ -110,13 +117,14 @@ class TrainParams(Section):
     optim: OptimParams = OptimParams()
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
 
-    @model_validator(mode="after")
-    def _known_model(self) -> TrainParams:
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
         from stages.models import MODEL_NAMES  # late: models import torch lazily
 
-        if self.model not in MODEL_NAMES:
-            raise ValueError(f"must be one of {', '.join(MODEL_NAMES)}, got {self.model!r}")
-        return self
+        if model not in MODEL_NAMES:
+            raise ValueError(f"must be one of {', '.join(MODEL_NAMES)}, got {model!r}")
+        return model
 
 
 # --- tune -------------------------------------------------------------------------------

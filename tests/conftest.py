@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny synthetic frames, a params.yaml working dir, an isolated MLflow store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def classification_frame() -> pd.DataFrame:
+    """90 rows, 3 numeric features, 3 well-separated integer classes in column `label`."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 30)
+    centers = np.array([[0.0, 0.0, 0.0], [4.0, 4.0, 0.0], [0.0, 4.0, 4.0]])
+    features = centers[labels] + rng.normal(scale=0.5, size=(90, 3))
+    frame = pd.DataFrame(features, columns=["f0", "f1", "f2"])
+    frame["label"] = labels
+    return frame
+
+
+@pytest.fixture
+def regression_frame() -> pd.DataFrame:
+    """80 rows, 3 numeric features, a float target `y` linear in them plus a little noise."""
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(80, 3))
+    frame = pd.DataFrame(features, columns=["x0", "x1", "x2"])
+    frame["y"] = features @ np.array([1.5, -2.0, 0.5]) + 3.0 + rng.normal(scale=0.1, size=80)
+    return frame
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """chdir into tmp_path and write params.yaml there: `workdir({"split": {...}})`.
+
+    Stages read params.yaml and every data path relative to the working directory.
+    """
+
+    def make(params: dict[str, Any] | None = None) -> Path:
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params or {}, sort_keys=False))
+        return tmp_path
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def mlflow_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point MLflow at a SQLite store in tmp_path so no test writes to the repo's mlflow.db."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    return uri

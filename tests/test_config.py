@@ -1,0 +1,224 @@
+"""params.yaml validation: every invalid input is one line naming the key, allowed, given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stages import config
+from stages.config import SplitParams, TrainParams
+from stages.errors import UserError
+
+REPO_PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
+
+INVALID_SECTIONS = [
+    pytest.param(
+        "train",
+        {"epochs": 5},
+        r"params\.yaml: unknown key 'train\.epochs'; allowed: model, seeds, .*\boptim\b",
+        id="unknown-key-lists-allowed",
+    ),
+    pytest.param(
+        "train",
+        {"optim": {"lrr": 0.1}},
+        r"unknown key 'train\.optim\.lrr'; allowed: optimizer, lr, momentum, weight_decay",
+        id="unknown-nested-key",
+    ),
+    pytest.param(
+        "tune",
+        {"space": {"optim.lr": {"type": "float", "lo": 0.1, "high": 1.0}}},
+        r"unknown key 'tune\.space\.optim\.lr\.lo'; allowed: type, low, high, log, choices",
+        id="unknown-space-key",
+    ),
+    pytest.param(
+        "base",
+        {"seed": "1"},
+        r"params\.yaml: base\.seed: Input should be a valid integer, got '1'",
+        id="wrong-type-string",
+    ),
+    pytest.param(
+        "base",
+        {"threads": 1.0},
+        r"base\.threads: Input should be a valid integer, got 1\.0",
+        id="wrong-type-float-for-int",
+    ),
+    pytest.param(
+        "split",
+        {"stratify": "yes"},
+        r"split\.stratify: Input should be a valid boolean, got 'yes'",
+        id="wrong-type-bool",
+    ),
+    pytest.param(
+        "base",
+        {"seed": -1},
+        r"base\.seed: Input should be greater than or equal to 0, got -1",
+        id="out-of-range-negative-seed",
+    ),
+    pytest.param(
+        "split",
+        {"train": 1.5},
+        r"split\.train: Input should be less than 1, got 1\.5",
+        id="out-of-range-fraction",
+    ),
+    pytest.param(
+        "train",
+        {"optim": {"lr": 0}},
+        r"train\.optim\.lr: Input should be greater than 0, got 0",
+        id="out-of-range-lr",
+    ),
+    pytest.param(
+        "train",
+        {"mlp": {"hidden_sizes": [64, 0]}},
+        r"train\.mlp\.hidden_sizes\.1: Input should be greater than or equal to 1, got 0",
+        id="out-of-range-list-item",
+    ),
+    pytest.param(
+        "train",
+        {"seeds": []},
+        r"train\.seeds: List should have at least 1 item",
+        id="empty-seeds",
+    ),
+    pytest.param(
+        "split",
+        {"train": 0.5, "dev": 0.2, "test": 0.2},
+        r"params\.yaml: split: train \+ dev \+ test must sum to 1, got 0\.5 \+ 0\.2 \+ 0\.2 = 0\.9",
+        id="fractions-not-summing-to-one",
+    ),
+    pytest.param(
+        "train",
+        {"model": "gpt9"},
+        r"params\.yaml: train\.model: must be one of mlp, .*logistic_regression.*, got 'gpt9'",
+        id="unknown-model",
+    ),
+    pytest.param(
+        "train",
+        {"optim": {"optimizer": "rmsprop"}},
+        r"train\.optim\.optimizer: Input should be 'sgd', 'adam' or 'adamw', got 'rmsprop'",
+        id="unknown-optimizer",
+    ),
+    pytest.param(
+        "prepare",
+        {"task": "ranking"},
+        r"prepare\.task: Input should be 'auto', 'classification' or 'regression', got 'ranking'",
+        id="unknown-task",
+    ),
+    pytest.param(
+        "tune",
+        {"space": {"optim.lr": {"type": "float"}}},
+        r"tune\.space\.optim\.lr: a float parameter needs 'low' and 'high'",
+        id="space-range-incomplete",
+    ),
+    pytest.param(
+        "tune",
+        {"space": {"optim.lr": {"type": "float", "low": 1.0, "high": 0.1}}},
+        r"tune\.space\.optim\.lr: 'low' must be <= 'high', got low=1\.0, high=0\.1",
+        id="space-low-above-high",
+    ),
+    pytest.param(
+        "tune",
+        {"space": {"optim.lr": {"type": "float", "low": 0.0, "high": 0.1, "log": True}}},
+        r"tune\.space\.optim\.lr: a log-scaled parameter needs low > 0, got low=0\.0",
+        id="space-log-nonpositive",
+    ),
+    pytest.param(
+        "tune",
+        {"space": {"mlp.dropout": {"type": "categorical"}}},
+        r"tune\.space\.mlp\.dropout: a categorical parameter needs a non-empty 'choices' list",
+        id="space-categorical-no-choices",
+    ),
+    pytest.param(
+        "train",
+        "mlp",
+        r"params\.yaml: train: Input should be a valid dictionary",
+        id="section-not-a-mapping",
+    ),
+]
+
+
+@pytest.mark.parametrize(("section", "raw", "message"), INVALID_SECTIONS)
+def test_parse_section_rejects_with_one_line(section: str, raw: object, message: str) -> None:
+    with pytest.raises(UserError, match=message) as caught:
+        config.parse_section(section, raw)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "trian:\n  model: mlp\n",
+            r"params\.yaml: unknown section 'trian'; allowed: base, prepare, split, train, tune",
+            id="unknown-section",
+        ),
+        pytest.param(
+            "- a\n- b\n", r"params\.yaml: must be a mapping of sections, got list", id="not-mapping"
+        ),
+        pytest.param("train: [unclosed\n", r"params\.yaml: not valid YAML \(", id="invalid-yaml"),
+    ],
+)
+def test_load_rejects_bad_files(workdir, text: str, message: str) -> None:
+    directory = workdir()
+    (directory / "params.yaml").write_text(text)
+    with pytest.raises(UserError, match=message):
+        config.load("train")
+
+
+def test_load_missing_file(workdir) -> None:
+    directory = workdir()
+    (directory / "params.yaml").unlink()
+    with pytest.raises(UserError, match=r"params\.yaml: file not found"):
+        config.load("base")
+
+
+def test_load_error_names_the_file_it_read(tmp_path: Path) -> None:
+    path = tmp_path / "custom.yaml"
+    path.write_text("split:\n  train: 2\n")
+    with pytest.raises(UserError, match=r"custom\.yaml: split\.train: .*got 2"):
+        config.load("split", path=path)
+
+
+def test_empty_file_and_missing_sections_give_defaults(workdir) -> None:
+    directory = workdir()
+    (directory / "params.yaml").write_text("")
+    base, split = config.load("base", "split")
+    assert (base.seed, base.threads) == (42, 1)
+    assert (split.train, split.dev, split.test, split.stratify) == (0.6, 0.2, 0.2, True)
+
+
+def test_load_returns_sections_in_order(workdir) -> None:
+    workdir({"base": {"seed": 7}, "train": {"model": "logistic_regression", "seeds": [3, 4]}})
+    train, base = config.load("train", "base")
+    assert isinstance(train, TrainParams)
+    assert train.model == "logistic_regression"
+    assert train.seeds == [3, 4]
+    assert base.seed == 7
+
+
+def test_int_is_accepted_where_a_float_is_expected() -> None:
+    train = config.parse_section("train", {"optim": {"lr": 1}})
+    assert train.optim.lr == 1.0
+
+
+def test_sections_are_frozen() -> None:
+    split = config.parse_section("split", {})
+    with pytest.raises(Exception, match="frozen"):
+        split.train = 0.9  # type: ignore[misc]
+
+
+def test_fractions_tolerate_float_rounding() -> None:
+    split = SplitParams(train=0.7, dev=0.15, test=0.15)
+    assert split.train + split.dev + split.test == pytest.approx(1.0)
+
+
+def test_repository_params_are_valid() -> None:
+    sections = config.load(*config.SECTIONS, path=REPO_PARAMS)
+    assert [type(section) for section in sections] == list(config.SECTIONS.values())
+
+
+def test_leaf_keys_are_dotted_train_hyperparameters() -> None:
+    keys = config.leaf_keys(TrainParams)
+    assert {"model", "seeds", "optim.lr", "mlp.hidden_sizes", "early_stopping.patience"} <= set(
+        keys
+    )
+    assert "optim" not in keys
