@@ -46,10 +46,25 @@ class BaseParams(Section):
 # --- prepare ----------------------------------------------------------------------------
 
 
+ColumnKind = Literal["numeric", "bool", "date", "category"]
+
+
+class ImageParams(Section):
+    """Image-folder sources: every image is converted to `mode` and resized to `size`."""
+
+    size: Annotated[
+        list[Annotated[int, Field(ge=1, le=1024)]], Field(min_length=2, max_length=2)
+    ] = [32, 32]  # [height, width]
+    mode: Literal["grayscale", "rgb"] = "rgb"
+
+
 class PrepareParams(Section):
     source: str = "sklearn:digits"
     target: str | None = None
     task: Literal["auto", "classification", "regression"] = "auto"
+    drop_missing_target: bool = False  # false: a missing target is an error
+    column_types: dict[str, ColumnKind] = {}  # override inferred kinds by column name
+    image: ImageParams = ImageParams()
 
 
 # --- split ------------------------------------------------------------------------------
@@ -60,6 +75,9 @@ class SplitParams(Section):
     dev: Fraction = 0.2
     test: Fraction = 0.2
     stratify: bool = True
+    group_column: str | None = None  # rows sharing a value never cross splits
+    time_column: str | None = None  # train before dev before test along this column
+    fail_on_duplicates: bool = False  # identical feature rows across splits: error
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> SplitParams:
@@ -69,7 +87,28 @@ class SplitParams(Section):
                 f"train + dev + test must sum to 1, got {self.train} + {self.dev} + "
                 f"{self.test} = {total:g}"
             )
+        if self.group_column is not None and self.time_column is not None:
+            raise ValueError(
+                "group_column and time_column cannot both be set, got "
+                f"group_column={self.group_column!r}, time_column={self.time_column!r}"
+            )
         return self
+
+
+# --- features (fit on train by the train and tune stages) -------------------------------
+
+
+class FeaturesParams(Section):
+    """The preprocessing fit on the training split and saved with every model."""
+
+    exclude: list[str] = []  # feature columns to leave out, by name
+    numeric_impute: Literal["median", "mean", "zero"] = "median"
+    missing_indicator: bool = False  # add a 0/1 column per numeric column with gaps
+    scale: Literal["none", "standard", "minmax", "robust"] = "none"
+    categorical: Literal["onehot", "ordinal"] = "onehot"
+    max_categories: Annotated[int, Field(ge=2, le=1000)] = 20  # per text column
+    min_frequency: Annotated[float, Field(ge=0, lt=1)] = 0.0  # rarer (share of train): grouped
+    high_cardinality_ratio: Annotated[float, Field(gt=0, le=1)] = 0.5  # id-like: dropped
 
 
 # --- train ------------------------------------------------------------------------------
@@ -80,6 +119,15 @@ class MLPParams(Section):
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
 
 
+class CNNParams(Section):
+    """Conv layers for image-shaped data (schema image_shape, e.g. digits' 1x8x8)."""
+
+    channels: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [32, 64]
+    kernel_size: Annotated[int, Field(ge=1, le=7)] = 3
+    hidden: Annotated[int, Field(ge=1)] = 128
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.25
+
+
 class LogisticRegressionParams(Section):
     C: PositiveFloat = 1.0
     penalty: Literal["l2", "l1", "none"] = "l2"
@@ -88,6 +136,27 @@ class LogisticRegressionParams(Section):
 
 class LinearRegressionParams(Section):
     alpha: NonNegFloat = 0.0
+    l1_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class SVMParams(Section):
+    C: PositiveFloat = 1.0
+    kernel: Literal["rbf", "linear", "poly", "sigmoid"] = "rbf"
+    gamma: Literal["scale", "auto"] = "scale"
+
+
+class RandomForestParams(Section):
+    n_estimators: Annotated[int, Field(ge=1)] = 200
+    max_depth: Annotated[int, Field(ge=1)] | None = None
+    min_samples_leaf: Annotated[int, Field(ge=1)] = 1
+
+
+class HistGradientBoostingParams(Section):
+    learning_rate: PositiveFloat = 0.1
+    max_iter: Annotated[int, Field(ge=1)] = 200
+    max_leaf_nodes: Annotated[int, Field(ge=2)] = 31
+    l2_regularization: NonNegFloat = 0.0
+    early_stopping: bool = True
 
 
 class OptimParams(Section):
@@ -101,21 +170,50 @@ class OptimParams(Section):
     grad_clip: PositiveFloat | None = None
 
 
+class ScheduleParams(Section):
+    """Learning-rate schedule, stepped once per epoch."""
+
+    kind: Literal["none", "step", "cosine", "plateau"] = "none"
+    step_size: Annotated[int, Field(ge=1)] = 30  # step: epochs between decays
+    gamma: Annotated[float, Field(gt=0, lt=1)] = 0.1  # step and plateau: decay factor
+    patience: Annotated[int, Field(ge=1)] = 5  # plateau: epochs without dev-loss progress
+    min_lr: NonNegFloat = 0.0  # cosine and plateau: floor
+
+
 class EarlyStoppingParams(Section):
     monitor: Literal["dev_loss", "dev_score"] = "dev_loss"
     patience: Annotated[int, Field(ge=1)] = 10
     min_delta: NonNegFloat = 0.0
 
 
+class AugmentParams(Section):
+    """Random batch transforms of image-shaped training data (train split only)."""
+
+    enabled: bool = False
+    shift: Annotated[float, Field(ge=0, le=0.5)] = 0.1  # max shift, fraction of the image side
+    rotate: Annotated[float, Field(ge=0, le=45)] = 10.0  # max rotation in degrees
+    noise: NonNegFloat = 0.0  # std of Gaussian noise, in units of the pixel std
+
+
 class TrainParams(Section):
     model: str = "mlp"
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = [0]
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    mixed_precision: bool = True  # bfloat16 autocast, on CUDA only
+    progress: Literal["auto", "bar", "log", "off"] = "auto"  # auto: bar on a terminal
+    checkpoint: bool = True  # per-epoch checkpoints; a killed run resumes from the last
+    imbalance: Literal["none", "class_weight", "oversample", "undersample"] = "none"
     mlp: MLPParams = MLPParams()
+    cnn: CNNParams = CNNParams()
     logistic_regression: LogisticRegressionParams = LogisticRegressionParams()
     linear_regression: LinearRegressionParams = LinearRegressionParams()
+    svm: SVMParams = SVMParams()
+    random_forest: RandomForestParams = RandomForestParams()
+    hist_gradient_boosting: HistGradientBoostingParams = HistGradientBoostingParams()
     optim: OptimParams = OptimParams()
+    schedule: ScheduleParams = ScheduleParams()
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
+    augment: AugmentParams = AugmentParams()
 
     @field_validator("model")
     @classmethod
@@ -149,32 +247,108 @@ class SpaceParam(Section):
             raise ValueError(f"'low' must be <= 'high', got low={self.low}, high={self.high}")
         if self.log and self.low <= 0:
             raise ValueError(f"a log-scaled parameter needs low > 0, got low={self.low}")
+        if self.type == "int" and not (self.low.is_integer() and self.high.is_integer()):
+            raise ValueError(
+                f"an int parameter needs whole 'low' and 'high', got low={self.low}, "
+                f"high={self.high}"
+            )
         return self
+
+
+# Dev metrics a study can optimize (per task: see stages/tuning.py METRIC_DIRECTIONS).
+TUNE_METRICS = ("auto", "accuracy", "macro_f1", "log_loss", "r2", "rmse", "mse", "mae")
+STORAGE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg2://")
 
 
 class TuneParams(Section):
     method: Literal["grid", "random", "tpe"] = "tpe"
-    n_trials: Annotated[int, Field(ge=1)] = 20
-    timeout: PositiveFloat | None = None
+    n_trials: Annotated[int, Field(ge=1)] | None = 20  # total over reruns and workers
+    timeout: PositiveFloat | None = None  # seconds per invocation
     grid_points: Annotated[int, Field(ge=2)] = 3
+    metric: Literal[TUNE_METRICS] = "auto"  # auto: accuracy (classification), r2 (regression)
+    direction: Literal["auto", "maximize", "minimize"] = "auto"
+    tpe_startup_trials: Annotated[int, Field(ge=0)] = 5  # random trials before TPE models
+    pruner: Literal["none", "median", "hyperband"] = "none"
+    prune_warmup_epochs: Annotated[int, Field(ge=1)] = 5
+    prune_startup_trials: Annotated[int, Field(ge=0)] = 3
+    n_jobs: Annotated[int, Field(ge=1, le=64)] = 1
+    storage: str | None = None  # null: in memory; sqlite:///file.db or postgresql://...
+    study_name: Annotated[str, Field(min_length=1, max_length=200)] = "reprotrain"
     space: dict[str, SpaceParam] = {}
+
+    @model_validator(mode="after")
+    def _has_budget(self) -> TuneParams:
+        if self.n_trials is None and self.timeout is None and self.method != "grid":
+            raise ValueError(
+                f"method {self.method} needs n_trials or timeout (grid alone may run the "
+                "whole grid), got neither"
+            )
+        return self
+
+    @field_validator("storage")
+    @classmethod
+    def _known_storage(cls, storage: str | None) -> str | None:
+        if storage is not None and not storage.startswith(STORAGE_SCHEMES):
+            raise ValueError(
+                f"must be null or a URL starting with {', '.join(STORAGE_SCHEMES)}, "
+                f"got {storage!r}"
+            )
+        return storage
 
 
 # --- evaluate ---------------------------------------------------------------------------
 
 
+ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
+
+
+class BootstrapParams(Section):
+    """Percentile bootstrap of the test set, seeded from base.seed."""
+
+    n_resamples: Annotated[int, Field(ge=100, le=100_000)] = 1000
+    confidence: Annotated[float, Field(ge=0.5, lt=1)] = 0.95
+
+
+class RegistryParams(Section):
+    """The MLflow Model Registry entry of the evaluated winner."""
+
+    enabled: bool = True
+    model_name: ModelName | None = None  # null: reprotrain-<dataset>
+
+
 class EvaluateParams(Section):
     overfit_gap: Annotated[float, Field(gt=0, le=1)] = 0.05
     underfit_skill: Annotated[float, Field(gt=0, le=1)] = 0.8
+    more_data_gain: Annotated[float, Field(ge=0, le=1)] = 0.01
+    calibration_bins: Annotated[int, Field(ge=2, le=100)] = 10
+    bootstrap: BootstrapParams = BootstrapParams()
+    registry: RegistryParams = RegistryParams()
+
+
+# --- learning curve (computed by train) -------------------------------------------------
+
+
+class LearningCurveParams(Section):
+    """Dev score vs share of the training data; `fractions: []` turns the curve off."""
+
+    fractions: list[Annotated[float, Field(gt=0, le=1)]] = [0.1, 0.25, 0.5, 0.75, 1.0]
+
+    @model_validator(mode="after")
+    def _increasing(self) -> LearningCurveParams:
+        if any(b <= a for a, b in zip(self.fractions, self.fractions[1:], strict=False)):
+            raise ValueError(f"fractions must be strictly increasing, got {list(self.fractions)}")
+        return self
 
 
 SECTIONS: dict[str, type[Section]] = {
     "base": BaseParams,
     "prepare": PrepareParams,
     "split": SplitParams,
+    "features": FeaturesParams,
     "train": TrainParams,
     "tune": TuneParams,
     "evaluate": EvaluateParams,
+    "learning_curve": LearningCurveParams,
 }
 
 

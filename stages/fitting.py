@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from stages import datasets, metrics
-from stages.config import BaseParams, TrainParams
+from stages import config, datasets, metrics
+from stages.config import BaseParams, FeaturesParams, TrainParams
+from stages.errors import UserError
 from stages.features import Preprocessor, fit_preprocessor
 from stages.models import build_model
 from stages.paths import SPLIT_FILES
+from stages.tables import read_frame
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -25,13 +28,21 @@ class Fitted:
     dev_scores: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
+    dev_recall: dict[str, float] | None = None  # per class (classification)
 
 
-def load_train_dev(schema: dict[str, Any]) -> tuple[Preprocessor, Arrays, Arrays]:
-    """Read train and dev, fit the preprocessor on train, return both as arrays."""
-    train_frame = pd.read_parquet(SPLIT_FILES["train"])
-    dev_frame = pd.read_parquet(SPLIT_FILES["dev"])
-    preprocessor = fit_preprocessor(train_frame, schema)
+def load_train_dev(
+    schema: dict[str, Any], params: FeaturesParams | None = None
+) -> tuple[Preprocessor, Arrays, Arrays]:
+    """Read train and dev, fit the preprocessor on train, return both as arrays.
+
+    `params`: the `features` section of params.yaml (read from it when not given).
+    """
+    if params is None:
+        (params,) = config.load("features")
+    train_frame = read_frame(SPLIT_FILES["train"])
+    dev_frame = read_frame(SPLIT_FILES["dev"])
+    preprocessor = fit_preprocessor(train_frame, schema, params)
     train = (preprocessor.transform(train_frame), datasets.encode_target(train_frame, schema))
     dev = (preprocessor.transform(dev_frame), datasets.encode_target(dev_frame, schema))
     return preprocessor, train, dev
@@ -39,10 +50,44 @@ def load_train_dev(schema: dict[str, Any]) -> tuple[Preprocessor, Arrays, Arrays
 
 def configure_torch(base: BaseParams) -> None:
     """A fixed thread count and deterministic kernels: same params, same bytes."""
+    import os
+
     import torch
 
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     torch.set_num_threads(base.threads)
-    torch.use_deterministic_algorithms(True)
+    # warn_only: a CUDA kernel without a deterministic version warns instead of failing.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resample(train: Arrays, strategy: str, seed: int) -> Arrays:
+    """Over- or undersample the training split to equal class counts (seeded).
+
+    Applied to the training split only: dev and test keep their natural distribution.
+    """
+    if strategy not in ("oversample", "undersample"):
+        return train
+    features, labels = train
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(labels == label) for label in np.unique(labels)]
+    size = max(map(len, groups)) if strategy == "oversample" else min(map(len, groups))
+    chosen = np.concatenate(
+        [
+            rng.choice(group, size=size, replace=strategy == "oversample" and len(group) < size)
+            for group in groups
+        ]
+    )
+    chosen.sort()
+    return features[chosen], labels[chosen]
+
+
+def fingerprint(params: TrainParams, seed: int, train: Arrays, dev: Arrays) -> str:
+    """Identifies a training run: a checkpoint resumes only the run it was made for."""
+    digest = hashlib.sha256(params.model_dump_json().encode())
+    digest.update(str(seed).encode())
+    for array in (*train, *dev):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def fit_and_score(
@@ -52,18 +97,37 @@ def fit_and_score(
     train: Arrays,
     dev: Arrays,
     on_epoch: Any = None,
+    checkpoint: Path | None = None,
+    progress: str = "off",
 ) -> Fitted:
     """Train the configured model with one seed; score its best weights on train and dev."""
-    model = build_model(params, schema, seed)
-    if model.family == "torch":
-        history = model.fit(train, dev, on_epoch=on_epoch)
-    else:
-        history = model.fit(train, dev)
     task = schema["task"]
+    if task == "regression" and params.imbalance != "none":
+        raise UserError(
+            "params.yaml: train.imbalance: class imbalance handling needs a classification "
+            f"task; allowed for regression: none, got {params.imbalance!r}"
+        )
+    model = build_model(params, schema, seed)
+    fit_data = resample(train, params.imbalance, seed)
+    if model.family == "torch":
+        history = model.fit(
+            fit_data,
+            dev,
+            on_epoch=on_epoch,
+            checkpoint=checkpoint,
+            fingerprint=fingerprint(params, seed, train, dev),
+            image_shape=schema.get("image_shape"),
+            progress=progress,
+        )
+    else:
+        history = model.fit(fit_data, dev)
     train_scores = metrics.score_model(model, task, train)
     dev_scores = metrics.score_model(model, task, dev)
     if not history:  # models without epochs: one row, so every model has a history
         history = [metrics.history_row(task, 1, train_scores, dev_scores)]
+    dev_recall = None
+    if task == "classification":
+        dev_recall = metrics.per_class_recall(dev[1], model.predict(dev[0]), schema["classes"])
     return Fitted(
         model=model,
         seed=seed,
@@ -71,4 +135,5 @@ def fit_and_score(
         dev_scores=dev_scores,
         history=history,
         best_epoch=getattr(model, "best_epoch", None),
+        dev_recall=dev_recall,
     )

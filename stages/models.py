@@ -22,8 +22,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TORCH_MODELS = ("mlp",)
-SKLEARN_MODELS = ("logistic_regression", "linear_regression")
+TORCH_MODELS = ("mlp", "cnn")
+SKLEARN_MODELS = (
+    "logistic_regression",
+    "linear_regression",
+    "svm",
+    "random_forest",
+    "hist_gradient_boosting",
+)
 MODEL_NAMES = TORCH_MODELS + SKLEARN_MODELS
 BASELINE = "baseline"
 CONFIG_FILE = "model.json"
@@ -37,7 +43,9 @@ def build_model(params: TrainParams, schema: dict[str, Any], seed: int) -> Any:
     """The model named in params, configured for this data."""
     n_classes = len(schema["classes"]) if schema["task"] == "classification" else 0
     if params.model in TORCH_MODELS:
-        return TorchModel.from_params(params, schema["task"], n_classes, seed)
+        return TorchModel.from_params(
+            params, schema["task"], n_classes, seed, schema.get("image_shape")
+        )
     return SklearnModel.from_params(params, schema["task"], n_classes, seed)
 
 
@@ -91,20 +99,7 @@ class SklearnModel:
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        if params.model == "logistic_regression":
-            if task != "classification":
-                raise UserError(
-                    "params.yaml: train.model: logistic_regression needs a classification "
-                    "task; for regression use linear_regression or mlp"
-                )
-            estimator = _logistic(params, seed)
-        else:
-            if task != "regression":
-                raise UserError(
-                    "params.yaml: train.model: linear_regression needs a regression task; "
-                    "for classification use logistic_regression or mlp"
-                )
-            estimator = _linear(params)
+        estimator = ESTIMATORS[params.model](params, task, seed)
         return cls(params.model, task, n_classes, make_pipeline(StandardScaler(), estimator))
 
     def fit(self, train: Arrays, dev: Arrays) -> list[dict[str, float]]:
@@ -156,24 +151,105 @@ class SklearnModel:
         return cls(config["name"], config["task"], config["n_classes"], estimator)
 
 
-def _logistic(params: TrainParams, seed: int) -> Any:
+def _class_weight(params: TrainParams) -> str | None:
+    return "balanced" if params.imbalance == "class_weight" else None
+
+
+def _needs(task: str, model: str, wanted: str, instead: str) -> None:
+    if task != wanted:
+        raise UserError(
+            f"params.yaml: train.model: {model} needs a {wanted} task; for {task} use {instead}"
+        )
+
+
+def _logistic(params: TrainParams, task: str, seed: int) -> Any:
     from sklearn.linear_model import LogisticRegression
 
+    _needs(task, "logistic_regression", "classification", "linear_regression or mlp")
     section = params.logistic_regression
+    common = {
+        "max_iter": section.max_iter,
+        "random_state": seed,
+        "class_weight": _class_weight(params),
+    }
     if section.penalty == "none":
-        return LogisticRegression(C=np.inf, max_iter=section.max_iter, random_state=seed)
+        return LogisticRegression(C=np.inf, **common)
     l1_ratio = 1.0 if section.penalty == "l1" else 0.0
     solver = "saga" if section.penalty == "l1" else "lbfgs"
-    return LogisticRegression(
-        C=section.C, l1_ratio=l1_ratio, solver=solver, max_iter=section.max_iter, random_state=seed
+    return LogisticRegression(C=section.C, l1_ratio=l1_ratio, solver=solver, **common)
+
+
+def _linear(params: TrainParams, task: str, seed: int) -> Any:
+    """Least squares, ridge (L2), lasso (L1) or elastic net by alpha and l1_ratio."""
+    from sklearn.linear_model import ElasticNet, LinearRegression, Ridge
+
+    _needs(task, "linear_regression", "regression", "logistic_regression or mlp")
+    section = params.linear_regression
+    if section.alpha == 0:
+        return LinearRegression()
+    if section.l1_ratio == 0:
+        return Ridge(alpha=section.alpha)
+    return ElasticNet(
+        alpha=section.alpha, l1_ratio=section.l1_ratio, random_state=seed, max_iter=10_000
     )
 
 
-def _linear(params: TrainParams) -> Any:
-    from sklearn.linear_model import LinearRegression, Ridge
+def _svm(params: TrainParams, task: str, seed: int) -> Any:
+    from sklearn.svm import SVC, SVR
 
-    alpha = params.linear_regression.alpha
-    return Ridge(alpha=alpha) if alpha > 0 else LinearRegression()
+    section = params.svm
+    if task == "regression":
+        return SVR(C=section.C, kernel=section.kernel, gamma=section.gamma)
+    return SVC(
+        C=section.C,
+        kernel=section.kernel,
+        gamma=section.gamma,
+        probability=True,
+        class_weight=_class_weight(params),
+        random_state=seed,
+    )
+
+
+def _random_forest(params: TrainParams, task: str, seed: int) -> Any:
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    section = params.random_forest
+    common = {
+        "n_estimators": section.n_estimators,
+        "max_depth": section.max_depth,
+        "min_samples_leaf": section.min_samples_leaf,
+        "random_state": seed,
+        "n_jobs": 1,
+    }
+    if task == "regression":
+        return RandomForestRegressor(**common)
+    return RandomForestClassifier(class_weight=_class_weight(params), **common)
+
+
+def _hist_gradient_boosting(params: TrainParams, task: str, seed: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    section = params.hist_gradient_boosting
+    common = {
+        "learning_rate": section.learning_rate,
+        "max_iter": section.max_iter,
+        "max_leaf_nodes": section.max_leaf_nodes,
+        "l2_regularization": section.l2_regularization,
+        "early_stopping": section.early_stopping,
+        "random_state": seed,
+    }
+    if task == "regression":
+        return HistGradientBoostingRegressor(**common)
+    return HistGradientBoostingClassifier(class_weight=_class_weight(params), **common)
+
+
+ESTIMATORS = {
+    "logistic_regression": _logistic,
+    "linear_regression": _linear,
+    "svm": _svm,
+    "random_forest": _random_forest,
+    "hist_gradient_boosting": _hist_gradient_boosting,
+}
 
 
 class TorchModel:
@@ -196,18 +272,37 @@ class TorchModel:
         self.net: Any = None
 
     @classmethod
-    def from_params(cls, params: TrainParams, task: str, n_classes: int, seed: int):
-        section = getattr(params, params.model)
-        config = {"kind": params.model, **section.model_dump()}
+    def from_params(
+        cls, params: TrainParams, task: str, n_classes: int, seed: int, image_shape=None
+    ) -> TorchModel:
+        config = {"kind": params.model, **getattr(params, params.model).model_dump()}
+        if params.model == "cnn":
+            if not image_shape:
+                raise UserError(
+                    "params.yaml: train.model: cnn needs image-shaped data (a schema with "
+                    "image_shape, e.g. sklearn:digits or an image folder); got tabular data"
+                )
+            config["image_shape"] = list(image_shape)
         return cls(params.model, task, n_classes, config, params, seed)
 
     # -- training ------------------------------------------------------------------------
 
-    def fit(self, train: Arrays, dev: Arrays, on_epoch=None) -> list[dict[str, float]]:
+    def fit(
+        self,
+        train: Arrays,
+        dev: Arrays,
+        on_epoch=None,
+        checkpoint: Path | None = None,
+        fingerprint: str = "",
+        image_shape: list[int] | None = None,
+        progress: str = "off",
+    ) -> list[dict[str, float]]:
         import torch
 
         from stages import training
+        from stages.augment import make_augment
 
+        params = self.params
         torch.manual_seed(self.seed)
         generator = torch.Generator().manual_seed(self.seed)
         features, targets = train
@@ -215,23 +310,40 @@ class TorchModel:
             self.config["target_mean"] = float(targets.mean())
             self.config["target_std"] = float(targets.std() + 1e-6)
         self.net = self._build(features.shape[1])
-        self.net[0].fit(torch.tensor(features))
-        device = resolve_device(self.params.device)
+        images = self.name == "cnn" or params.augment.enabled
+        self.net[0].fit(torch.tensor(features), per_feature=not images)
+        if params.augment.enabled and not image_shape:
+            raise UserError(
+                "params.yaml: train.augment.enabled: augmentation needs image-shaped data "
+                "(schema image_shape); got tabular data"
+            )
+        augment = make_augment(params.augment, image_shape, float(features.std()))
+        device = resolve_device(params.device)
         self.net.to(device)
+        loop = training.LoopConfig(
+            optim=params.optim,
+            stopping=params.early_stopping,
+            schedule=params.schedule,
+            augment=augment,
+            mixed_precision=params.mixed_precision,
+            progress=progress,
+            checkpoint=checkpoint,
+            fingerprint=fingerprint,
+            loss_scale=self.config.get("target_std", 1.0) ** 2,
+        )
         result = training.fit(
             self.net,
-            self._loss_fn(),
+            self._loss_fn(targets, device),
             self._score_fn(),
             self._tensors(train, device),
             self._tensors(dev, device),
-            self.params.optim,
-            self.params.early_stopping,
+            loop,
             generator,
             on_epoch,
-            loss_scale=self.config.get("target_std", 1.0) ** 2,
         )
         self.net.to("cpu")
         self.best_epoch, self.stop_reason = result.best_epoch, result.stop_reason
+        self.resumed_from = result.resumed_from
         return result.history
 
     def _build(self, n_features: int) -> Any:
@@ -245,10 +357,17 @@ class TorchModel:
         body = build_net({**net_config, "n_inputs": n_features, "n_outputs": n_outputs})
         return nn.Sequential(Standardize(n_features), body)
 
-    def _loss_fn(self) -> Any:
+    def _loss_fn(self, targets: np.ndarray | None = None, device: Any = None) -> Any:
+        import torch
         from torch import nn
 
-        return nn.CrossEntropyLoss() if self.task == "classification" else nn.MSELoss()
+        if self.task != "classification":
+            return nn.MSELoss()
+        use_weights = self.params is not None and self.params.imbalance == "class_weight"
+        if not use_weights or targets is None:
+            return nn.CrossEntropyLoss()
+        weights = balanced_class_weights(targets, self.n_classes)
+        return nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32, device=device))
 
     def _score_fn(self):
         if self.task == "classification":
@@ -332,6 +451,15 @@ class TorchModel:
             ) from None
         model.net.eval()
         return model
+
+
+def balanced_class_weights(targets: np.ndarray, n_classes: int) -> np.ndarray:
+    """n_samples / (n_classes * count) per class, as scikit-learn's 'balanced' (0 if absent)."""
+    counts = np.bincount(targets, minlength=n_classes).astype(np.float64)
+    weights = np.zeros(n_classes)
+    present = counts > 0
+    weights[present] = len(targets) / (present.sum() * counts[present])
+    return weights
 
 
 def resolve_device(requested: str) -> Any:

@@ -13,17 +13,22 @@ MODELS_DIR = Path("models")
 BASELINE_DIR = MODELS_DIR / "baseline"
 MODEL_DIR = MODELS_DIR / "model"
 TUNED_DIR = MODELS_DIR / "tuned"
+# Per-epoch training checkpoints (not a DVC output): a killed `train` resumes from here.
+CHECKPOINT_DIR = Path(".checkpoints/train")
 
 METRICS_DIR = Path("metrics")
 PREPARE_METRICS = METRICS_DIR / "prepare.json"
 SPLIT_METRICS = METRICS_DIR / "split.json"
 TRAIN_METRICS = METRICS_DIR / "train.json"
 TRAIN_HISTORY = METRICS_DIR / "train_history.csv"
+LEARNING_CURVE = METRICS_DIR / "learning_curve.csv"
 TUNE_METRICS = METRICS_DIR / "tune.json"
 TUNE_TRIALS = METRICS_DIR / "tune_trials.csv"
 EVALUATE_METRICS = METRICS_DIR / "evaluate.json"
-CONFUSION = METRICS_DIR / "confusion.csv"
+REPORT = METRICS_DIR / "report.md"
+# Evaluation plots: CSV tables (DVC plots, see dvc.yaml) and PNG images (report, MLflow).
 PLOTS_DIR = METRICS_DIR / "plots"
+PLOT_TABLES = ("confusion", "roc", "precision_recall", "calibration", "residuals")
 
 
 def seed_dir(root: Path, seed: int) -> Path:

@@ -6,15 +6,19 @@ Reads train and dev only; dev is used for early stopping and nothing else.
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path
 
 import pandas as pd
 
-from stages import config, datasets, io, metrics
+from stages import config, datasets, io, learning_curve, metrics
 from stages.errors import run_stage
 from stages.fitting import configure_torch, fit_and_score, load_train_dev
 from stages.models import build_baseline, save_model
 from stages.paths import (
     BASELINE_DIR,
+    CHECKPOINT_DIR,
+    LEARNING_CURVE,
     MODEL_DIR,
     SCHEMA,
     SPLIT_FILES,
@@ -22,6 +26,7 @@ from stages.paths import (
     TRAIN_METRICS,
     seed_dir,
 )
+from stages.training import resolve_progress
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,7 @@ def summarize(task: str, baseline: dict, fitted: list) -> dict:
             "train": run.train_scores,
             "dev": run.dev_scores,
             "best_epoch": run.best_epoch,
+            "dev_recall_per_class": run.dev_recall,
         }
         for run in fitted
     }
@@ -46,6 +52,10 @@ def summarize(task: str, baseline: dict, fitted: list) -> dict:
             "dev": metrics.summarize_seeds([run.dev_scores for run in fitted]),
         },
     }
+
+
+def checkpoint_path(params, seed: int) -> Path | None:
+    return CHECKPOINT_DIR / f"seed-{seed}.pt" if params.checkpoint else None
 
 
 def log_to_mlflow(run_id: str, summary: dict, fitted: list) -> None:
@@ -70,7 +80,7 @@ def log_to_mlflow(run_id: str, summary: dict, fitted: list) -> None:
 
 
 def main() -> None:
-    base, params = config.load("base", "train")
+    base, params, curve_params = config.load("base", "train", "learning_curve")
     schema = io.read_json(SCHEMA)
     task, n_classes = schema["task"], len(schema["classes"] or [])
     preprocessor, train, dev = load_train_dev(schema)
@@ -82,8 +92,21 @@ def main() -> None:
         "train": metrics.score_model(baseline, task, train),
         "dev": metrics.score_model(baseline, task, dev),
     }
-    fitted = [fit_and_score(params, schema, seed, train, dev) for seed in params.seeds]
+    progress = resolve_progress(params.progress)
+    fitted = [
+        fit_and_score(
+            params,
+            schema,
+            seed,
+            train,
+            dev,
+            checkpoint=checkpoint_path(params, seed),
+            progress=progress,
+        )
+        for seed in params.seeds
+    ]
     summary = summarize(task, baseline_scores, fitted)
+    curve = learning_curve.for_train(params, curve_params.fractions, schema, dev, train, fitted[0])
 
     with io.atomic_dir(BASELINE_DIR) as tmp:
         save_model(baseline, preprocessor, tmp)
@@ -91,7 +114,9 @@ def main() -> None:
         for run in fitted:
             save_model(run.model, preprocessor, seed_dir(tmp, run.seed))
     io.write_json(TRAIN_METRICS, summary)
+    shutil.rmtree(CHECKPOINT_DIR, ignore_errors=True)  # outputs are complete: nothing to resume
     io.write_csv(TRAIN_HISTORY, pd.DataFrame(fitted[0].history))
+    io.write_csv(LEARNING_CURVE, pd.DataFrame(curve, columns=learning_curve.COLUMNS))
 
     from stages import tracking  # MLflow last: a failed log never hides the outputs
 
@@ -99,6 +124,8 @@ def main() -> None:
         "train", {"base": base.model_dump(), "train": params.model_dump()}
     ) as run:
         log_to_mlflow(run.info.run_id, summary, fitted)
+        tracking.log_split_inputs(schema, {split: SPLIT_FILES[split] for split in ("train", "dev")})
+        tracking.log_artifact(run.info.run_id, LEARNING_CURVE)
         example = datasets.feature_frame(pd.read_parquet(SPLIT_FILES["train"]).head(5), schema)
         tracking.log_model(seed_dir(MODEL_DIR, fitted[0].seed), schema, example)
     primary = metrics.PRIMARY[task]

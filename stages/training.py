@@ -1,4 +1,5 @@
-"""The torch training loop: batches from in-memory tensors, early stopping, best weights.
+"""The torch training loop: batches from in-memory tensors, early stopping, best weights,
+learning-rate schedules, per-epoch checkpoints that resume bit for bit.
 
 Batches are index slices of tensors already in memory (no per-sample DataLoader): one
 `randperm` per epoch, one gather per batch.
@@ -8,14 +9,16 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from stages.config import EarlyStoppingParams, OptimParams
+from stages.config import EarlyStoppingParams, OptimParams, ScheduleParams
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,9 @@ EVAL_BATCH = 8192
 # score(outputs, targets) -> a higher-is-better number (accuracy, R^2)
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], float]
 EpochCallback = Callable[[dict[str, float]], None]
+# augment(batch, generator) -> batch of the same shape, for training batches only
+AugmentFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+Split = tuple[torch.Tensor, torch.Tensor]
 
 
 class EarlyStopping:
@@ -60,10 +66,26 @@ class EarlyStopping:
 
 
 @dataclass
+class LoopConfig:
+    """Everything about how to train, apart from the network and the data."""
+
+    optim: OptimParams
+    stopping: EarlyStoppingParams
+    schedule: ScheduleParams = field(default_factory=ScheduleParams)
+    augment: AugmentFn | None = None
+    mixed_precision: bool = False  # bfloat16 autocast; only used on CUDA
+    progress: str = "off"  # bar | log | off
+    checkpoint: Path | None = None  # resume from / save to this file every epoch
+    fingerprint: str = ""  # a checkpoint made for other params or data is ignored
+    loss_scale: float = 1.0  # reported losses in target units (regression)
+
+
+@dataclass
 class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     stop_reason: str = "max epochs reached"
+    resumed_from: int = 0
 
 
 def make_optimizer(net: nn.Module, optim: OptimParams) -> torch.optim.Optimizer:
@@ -77,6 +99,20 @@ def make_optimizer(net: nn.Module, optim: OptimParams) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleParams, epochs: int) -> Any:
+    """A per-epoch LR scheduler, or None."""
+    lr = torch.optim.lr_scheduler
+    if schedule.kind == "step":
+        return lr.StepLR(optimizer, step_size=schedule.step_size, gamma=schedule.gamma)
+    if schedule.kind == "cosine":
+        return lr.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=schedule.min_lr)
+    if schedule.kind == "plateau":
+        return lr.ReduceLROnPlateau(
+            optimizer, factor=schedule.gamma, patience=schedule.patience, min_lr=schedule.min_lr
+        )
+    return None
+
+
 def batches(n_rows: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Shuffled index batches covering every row once."""
     order = torch.randperm(n_rows, generator=generator)
@@ -84,7 +120,7 @@ def batches(n_rows: int, batch_size: int, generator: torch.Generator) -> Iterato
 
 
 def l1_penalty(net: nn.Module) -> torch.Tensor:
-    """Sum of absolute weights of every layer (biases excluded)."""
+    """Sum of absolute weights of every layer (biases and norms excluded)."""
     return sum(p.abs().sum() for name, p in net.named_parameters() if name.endswith("weight"))
 
 
@@ -92,17 +128,28 @@ def train_epoch(
     net: nn.Module,
     loss_fn: nn.Module,
     optimizer: torch.optim.Optimizer,
-    data: tuple[torch.Tensor, torch.Tensor],
-    optim: OptimParams,
+    data: Split,
+    loop: LoopConfig,
     generator: torch.Generator,
-) -> float:
-    """One pass over the training tensors; returns the mean training loss."""
+) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """One pass over the training tensors.
+
+    Returns the mean loss and the epoch's outputs with their targets (in batch order), so
+    the running train score costs no extra forward pass.
+    """
     features, targets = data
+    optim = loop.optim
+    autocast = loop.mixed_precision and features.device.type == "cuda"
     net.train()
-    total, seen = torch.zeros(()), 0
+    total = torch.zeros((), device=features.device)
+    outputs_seen, targets_seen = [], []
     for index in batches(len(features), optim.batch_size, generator):
         batch_x, batch_y = features[index], targets[index]
-        loss = loss_fn(net(batch_x), batch_y)
+        if loop.augment is not None:
+            batch_x = loop.augment(batch_x, generator)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            outputs = net(batch_x)
+        loss = loss_fn(outputs.float(), batch_y)
         objective = loss + optim.l1 * l1_penalty(net) if optim.l1 else loss
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
@@ -110,8 +157,9 @@ def train_epoch(
             nn.utils.clip_grad_norm_(net.parameters(), optim.grad_clip)
         optimizer.step()
         total += loss.detach() * len(index)
-        seen += len(index)
-    return float(total) / seen
+        outputs_seen.append(outputs.detach().float())
+        targets_seen.append(batch_y)
+    return float(total) / len(features), torch.cat(outputs_seen), torch.cat(targets_seen)
 
 
 @torch.no_grad()
@@ -122,59 +170,166 @@ def predict_outputs(net: nn.Module, features: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate(
-    net: nn.Module,
-    loss_fn: nn.Module,
-    score_fn: ScoreFn,
-    data: tuple[torch.Tensor, torch.Tensor],
+    net: nn.Module, loss_fn: nn.Module, score_fn: ScoreFn, data: Split
 ) -> tuple[float, float]:
     """(loss, score) of the network on one split."""
     outputs = predict_outputs(net, data[0])
     return float(loss_fn(outputs, data[1])), score_fn(outputs, data[1])
 
 
+class Progress:
+    """A tqdm bar on a terminal, one log line per epoch elsewhere (e.g. under dvc in CI)."""
+
+    def __init__(self, mode: str, total: int, start: int):
+        self.mode = mode
+        self.bar = None
+        if mode == "bar":
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=start, unit="epoch", file=sys.stderr)
+
+    def update(self, row: dict[str, float], lr: float) -> None:
+        summary = {k: f"{v:.4g}" for k, v in row.items() if k != "epoch"}
+        if self.bar is not None:
+            self.bar.set_postfix(summary, refresh=False)
+            self.bar.update(1)
+        elif self.mode == "log":
+            fields = " ".join(f"{k}={v}" for k, v in summary.items())
+            log.info("epoch %d: %s lr=%.3g", row["epoch"], fields, lr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def resolve_progress(mode: str) -> str:
+    if mode == "auto":
+        return "bar" if sys.stderr.isatty() else "log"
+    return mode
+
+
+@dataclass
+class _State:
+    """What a checkpoint holds: enough to continue exactly where training stopped."""
+
+    epoch: int
+    best_state: dict[str, Any]
+    history: list[dict[str, float]]
+    done: bool = False
+    reason: str = "max epochs reached"
+
+
+def _save_checkpoint(
+    path: Path,
+    loop: LoopConfig,
+    state: _State,
+    net,
+    optimizer,
+    scheduler,
+    stopper: EarlyStopping,
+    generator: torch.Generator,
+) -> None:
+    from stages.io import atomic_path
+
+    payload = {
+        "fingerprint": loop.fingerprint,
+        "epoch": state.epoch,
+        "done": state.done,
+        "reason": state.reason,
+        "history": state.history,
+        "net": net.state_dict(),
+        "best_state": state.best_state,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else {},
+        "stopper": stopper.state_dict(),
+        "rng_generator": generator.get_state(),
+        "rng_torch": torch.get_rng_state(),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _load_checkpoint(path: Path | None, fingerprint: str) -> dict[str, Any] | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        payload = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint is only ignored
+        log.warning("ignoring unreadable checkpoint %s (%s)", path, type(exc).__name__)
+        return None
+    if payload.get("fingerprint") != fingerprint:
+        log.info("ignoring checkpoint %s: made for other params or data", path)
+        return None
+    return payload
+
+
 def fit(
     net: nn.Module,
     loss_fn: nn.Module,
     score_fn: ScoreFn,
-    train: tuple[torch.Tensor, torch.Tensor],
-    dev: tuple[torch.Tensor, torch.Tensor],
-    optim: OptimParams,
-    stopping: EarlyStoppingParams,
+    train: Split,
+    dev: Split,
+    loop: LoopConfig,
     generator: torch.Generator,
     on_epoch: EpochCallback | None = None,
-    loss_scale: float = 1.0,
 ) -> FitResult:
-    """Train `net` in place; it ends holding the weights of its best dev epoch.
-
-    `loss_scale` converts reported losses to the target's units (regression targets are
-    standardized for training).
-    """
+    """Train `net` in place; it ends holding the weights of its best dev epoch."""
+    optim = loop.optim
     optimizer = make_optimizer(net, optim)
-    mode = "min" if stopping.monitor == "dev_loss" else "max"
-    stopper = EarlyStopping(mode, stopping.patience, stopping.min_delta)
-    best_state = copy.deepcopy(net.state_dict())
-    result = FitResult()
-    for epoch in range(1, optim.epochs + 1):
-        train_loss = train_epoch(net, loss_fn, optimizer, train, optim, generator)
-        train_score = evaluate(net, loss_fn, score_fn, train)[1]
+    scheduler = make_scheduler(optimizer, loop.schedule, optim.epochs)
+    mode = "min" if loop.stopping.monitor == "dev_loss" else "max"
+    stopper = EarlyStopping(mode, loop.stopping.patience, loop.stopping.min_delta)
+    state = _State(epoch=0, best_state=copy.deepcopy(net.state_dict()), history=[])
+
+    saved = _load_checkpoint(loop.checkpoint, loop.fingerprint)
+    if saved is not None:
+        net.load_state_dict(saved["net"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(saved["scheduler"])
+        stopper.load_state_dict(saved["stopper"])
+        generator.set_state(saved["rng_generator"])
+        torch.set_rng_state(saved["rng_torch"])
+        state = _State(
+            saved["epoch"], saved["best_state"], saved["history"], saved["done"], saved["reason"]
+        )
+        log.info("resuming from checkpoint %s at epoch %d", loop.checkpoint, state.epoch)
+    resumed_from = state.epoch
+
+    progress = Progress(loop.progress, optim.epochs, state.epoch)
+    for epoch in range(state.epoch + 1, optim.epochs + 1):
+        if state.done:
+            break
+        train_loss, outputs, targets = train_epoch(net, loss_fn, optimizer, train, loop, generator)
         dev_loss, dev_score = evaluate(net, loss_fn, score_fn, dev)
         row = {
             "epoch": epoch,
-            "train_loss": train_loss * loss_scale,
-            "train_score": train_score,
-            "dev_loss": dev_loss * loss_scale,
+            "train_loss": train_loss * loop.loss_scale,
+            "train_score": score_fn(outputs, targets),
+            "dev_loss": dev_loss * loop.loss_scale,
             "dev_score": dev_score,
         }
-        result.history.append(row)
+        state.history.append(row)
+        state.epoch = epoch
         if on_epoch is not None:
             on_epoch(row)
-        improved, should_stop, reason = stopper.step(epoch, row[stopping.monitor])
+        improved, should_stop, reason = stopper.step(epoch, row[loop.stopping.monitor])
         if improved:
-            best_state = copy.deepcopy(net.state_dict())
+            state.best_state = copy.deepcopy(net.state_dict())
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(dev_loss)
+        elif scheduler is not None:
+            scheduler.step()
+        progress.update(row, optimizer.param_groups[0]["lr"])
         if should_stop:
-            result.stop_reason = f"early stop at epoch {epoch}: {reason}"
-            break
-    net.load_state_dict(best_state)
-    result.best_epoch = stopper.best_epoch
+            state.done, state.reason = True, f"early stop at epoch {epoch}: {reason}"
+        if loop.checkpoint is not None:
+            _save_checkpoint(
+                loop.checkpoint, loop, state, net, optimizer, scheduler, stopper, generator
+            )
+    progress.close()
+
+    net.load_state_dict(state.best_state)
+    result = FitResult(state.history, stopper.best_epoch, state.reason, resumed_from)
     log.info("best epoch %d of %d (%s)", result.best_epoch, len(result.history), result.stop_reason)
     return result
