@@ -32,7 +32,8 @@ ui: $(STAMP)  ## MLflow UI over the pipeline's own store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
 		--default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000
 
-bench: $(STAMP)
+bench: $(STAMP)  ## ratios measured in one run: no-op dvc repro vs DVC's floor; data-stage imports
+	$(BIN)/python benchmarks/stage_imports.py
 	$(BIN)/python benchmarks/noop_repro.py
 
 clean:

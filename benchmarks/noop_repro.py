@@ -1,0 +1,147 @@
+"""No-op `dvc repro` of this pipeline against DVC's own floor, measured in one run.
+
+    python benchmarks/noop_repro.py [--rounds 7] [--rev HEAD] [--keep]   (`make bench` runs it)
+
+(a) this repository's committed pipeline (HEAD, or --rev), cloned into a temporary directory
+    and reproduced once there, so that every stage is cached (the workspace, its outputs and
+    its MLflow store are not touched);
+(b) a trivial two-stage pipeline in a temporary git repository (stage 1 writes a file,
+    stage 2 copies it).
+Both are timed as `dvc repro` with nothing to do, in interleaved rounds; the medians give the
+ratio. Floor: (a) <= 1.3 x (b). Exit 1 above it, 2 if the benchmark could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FLOOR = 1.3
+DVC = str(Path(sys.executable).parent / "dvc")
+
+TRIVIAL_DVC_YAML = """\
+stages:
+  write:
+    cmd: python -c "open('a.txt', 'w').write('a')"
+    outs: [a.txt]
+  copy:
+    cmd: cp a.txt b.txt
+    deps: [a.txt]
+    outs: [b.txt]
+"""
+
+
+class BenchError(Exception):
+    pass
+
+
+def run(cmd: list[str], cwd: Path, env: Mapping[str, str]) -> str:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise BenchError(f"`{' '.join(cmd)}` failed in {cwd} (exit {done.returncode}): {last}")
+    return done.stdout
+
+
+def bench_env(workdir: Path) -> dict[str, str]:
+    """The venv's python first; MLflow and DVC state of the temporary copies only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{workdir / 'mlflow.db'}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "bench"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "bench@localhost"
+    return env
+
+
+def setup_ours(dest: Path, rev: str, env: Mapping[str, str]) -> None:
+    commit = run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], REPO, env).strip()
+    run(["git", "clone", "--quiet", "--shared", "--no-checkout", str(REPO), str(dest)], REPO, env)
+    run(["git", "checkout", "--quiet", "--detach", commit], dest, env)
+    print(f"setup: `dvc repro` of commit {commit[:12]} in {dest} (runs the whole pipeline once)")
+    run([DVC, "repro", "--quiet"], dest, env)
+
+
+def setup_trivial(dest: Path, env: Mapping[str, str]) -> None:
+    dest.mkdir()
+    run(["git", "init", "--quiet"], dest, env)
+    run([DVC, "init", "--quiet"], dest, env)
+    (dest / "dvc.yaml").write_text(TRIVIAL_DVC_YAML)
+    run([DVC, "repro", "--quiet"], dest, env)
+    run(["git", "add", "."], dest, env)
+    run(["git", "commit", "--quiet", "-m", "trivial pipeline"], dest, env)
+
+
+def noop_repro_seconds(repo: Path, env: Mapping[str, str]) -> float:
+    """Wall time of one `dvc repro`; fails if any stage actually ran."""
+    start = time.perf_counter()
+    out = run([DVC, "repro"], repo, env)
+    seconds = time.perf_counter() - start
+    if "Running stage" in out:
+        raise BenchError(f"`dvc repro` in {repo} was not a no-op: {out.splitlines()[0]}")
+    return seconds
+
+
+def measure(
+    repos: Mapping[str, Path], rounds: int, env: Mapping[str, str]
+) -> dict[str, list[float]]:
+    """Interleaved rounds, the order alternating so neither side always runs first."""
+    for repo in repos.values():  # warm-up: page cache, DVC's state database
+        noop_repro_seconds(repo, env)
+    times: dict[str, list[float]] = {name: [] for name in repos}
+    for index in range(rounds):
+        names = list(repos) if index % 2 == 0 else list(reversed(repos))
+        for name in names:
+            times[name].append(noop_repro_seconds(repos[name], env))
+    return times
+
+
+def report(times: Mapping[str, list[float]]) -> float:
+    for name, values in times.items():
+        print(
+            f"  {name:8s} median {statistics.median(values):6.3f} s"
+            f"  (min {min(values):.3f}, max {max(values):.3f}, n={len(values)})"
+        )
+    return statistics.median(times["ours"]) / statistics.median(times["trivial"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    parser.add_argument("--rev", default="HEAD", help="commit to benchmark (default HEAD)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary repositories")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="noop-bench-"))
+    env = bench_env(workdir)
+    repos = {"ours": workdir / "ours", "trivial": workdir / "trivial"}
+    try:
+        setup_ours(repos["ours"], args.rev, env)
+        setup_trivial(repos["trivial"], env)
+        times = measure(repos, args.rounds, env)
+    except BenchError as exc:
+        print(f"error: noop_repro: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if args.keep:
+            print(f"kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print(f"no-op `dvc repro`, {args.rounds} interleaved rounds:")
+    ratio = report(times)
+    verdict = "ok" if ratio <= FLOOR else "FAIL"
+    print(f"ratio ours / trivial: {ratio:.2f}x (floor <= {FLOOR}x): {verdict}")
+    return 0 if ratio <= FLOOR else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
