@@ -43,6 +43,8 @@ def setup() -> str:
     """Point MLflow at the store and experiment; return the experiment id."""
     logging.getLogger("alembic").setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Read before set_tracking_uri, which exports MLFLOW_TRACKING_URI itself.
+    default_store = not os.environ.get("MLFLOW_TRACKING_URI")
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
@@ -50,9 +52,7 @@ def setup() -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    location = None
-    if "MLFLOW_TRACKING_URI" not in os.environ:
-        location = (repo_root() / "mlartifacts").as_uri()
+    location = (repo_root() / "mlartifacts").as_uri() if default_store else None
     try:
         return client.create_experiment(name, artifact_location=location)
     except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel worker

@@ -83,6 +83,12 @@ def _accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> float:
     return float((outputs.argmax(1) == targets).float().mean())
 
 
+def _loop(optim: OptimParams, monitor: str, patience: int) -> training.LoopConfig:
+    return training.LoopConfig(
+        optim=optim, stopping=EarlyStoppingParams(monitor=monitor, patience=patience)
+    )
+
+
 def _conflicting_data() -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     """Dev labels are the opposite of train labels: the more the net learns, the worse dev gets."""
     generator = torch.Generator().manual_seed(0)
@@ -106,8 +112,7 @@ def test_fit_restores_best_dev_weights() -> None:
         _accuracy,
         train,
         dev,
-        OptimParams(optimizer="sgd", lr=0.5, batch_size=16, epochs=6),
-        EarlyStoppingParams(monitor="dev_loss", patience=10),
+        _loop(OptimParams(optimizer="sgd", lr=0.5, batch_size=16, epochs=6), "dev_loss", 10),
         torch.Generator().manual_seed(0),
         on_epoch,
     )
@@ -131,8 +136,7 @@ def test_fit_stops_early_and_reports_why() -> None:
         _accuracy,
         train,
         dev,
-        OptimParams(optimizer="sgd", lr=0.5, batch_size=16, epochs=50),
-        EarlyStoppingParams(monitor="dev_score", patience=2),
+        _loop(OptimParams(optimizer="sgd", lr=0.5, batch_size=16, epochs=50), "dev_score", 2),
         torch.Generator().manual_seed(0),
     )
     assert len(result.history) < 50
@@ -152,8 +156,7 @@ def test_fit_is_deterministic() -> None:
             _accuracy,
             train,
             train,
-            OptimParams(batch_size=8, epochs=3),
-            EarlyStoppingParams(),
+            _loop(OptimParams(batch_size=8, epochs=3), "dev_loss", 10),
             torch.Generator().manual_seed(0),
         ).history
 
