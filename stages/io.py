@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -68,9 +70,27 @@ def read_json(path: Path) -> Any:
         return json.load(handle)
 
 
-def write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
+PARQUET_CHUNK_ROWS = 1 << 17
+
+
+def write_parquet(path: Path, frame: pd.DataFrame, rows: np.ndarray | None = None) -> None:
+    """`frame` (or only its `rows`, positions) to Parquet, converted in row chunks.
+
+    Chunks keep the temporary Arrow copy small: peak memory stays near the frame itself.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    positions = np.arange(len(frame)) if rows is None else np.asarray(rows)
+    chunks = [
+        positions[start : start + PARQUET_CHUNK_ROWS]
+        for start in range(0, len(positions), PARQUET_CHUNK_ROWS)
+    ] or [positions]
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for chunk in chunks:
+            table = pa.Table.from_pandas(frame.iloc[chunk], schema=schema, preserve_index=False)
+            writer.write_table(table, row_group_size=PARQUET_CHUNK_ROWS)
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:

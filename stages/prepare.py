@@ -13,22 +13,34 @@ log = logging.getLogger(__name__)
 
 def main() -> None:
     (params,) = config.load("prepare")
-    frame, target, image_shape = datasets.load_source(params.source, params.target)
+    frame, target, image_shape = datasets.load_source(
+        params.source,
+        params.target,
+        params.column_types,
+        tuple(params.image.size),
+        params.image.mode,
+    )
+    frame, dropped = datasets.drop_missing_target(frame, target, params.drop_missing_target)
     task = datasets.infer_task(frame[target], params.task) if target in frame else params.task
-    datasets.validate(frame, target, task, params.source)
+    datasets.validate(frame, target, task, params.source, declared=params.column_types)
     schema = datasets.build_schema(frame, target, task, params.source, image_shape)
 
     io.write_parquet(PREPARED_DATA, frame)
     io.write_json(SCHEMA, schema)
+    kinds = [feature["kind"] for feature in schema["features"]]
     io.write_json(
         PREPARE_METRICS,
         {
             "rows": len(frame),
             "features": len(schema["features"]),
+            "feature_kinds": {kind: kinds.count(kind) for kind in sorted(set(kinds))},
+            "dropped_missing_target": dropped,
             "task": task,
             "classes": len(schema["classes"] or []),
         },
     )
+    if dropped:
+        log.warning("dropped %d rows without a target (prepare.drop_missing_target)", dropped)
     log.info("prepared %d rows, %d features, task %s", len(frame), len(schema["features"]), task)
 
 

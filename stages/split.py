@@ -1,41 +1,93 @@
-"""Stage `split`: seeded train/dev/test split, stratified, with no identical rows across splits."""
+"""Stage `split`: seeded train/dev/test split (stratified, by group or by time) without
+identical feature rows across splits."""
 
 from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 
-from stages import config, io, splitting
-from stages.errors import run_stage
+from stages import config, datasets, io, splitting
+from stages.config import SplitParams
+from stages.errors import UserError, run_stage
 from stages.paths import PREPARED_DATA, SCHEMA, SPLIT_FILES, SPLIT_METRICS
+from stages.tables import read_frame
 
 log = logging.getLogger(__name__)
+
+
+def assign(
+    frame: pd.DataFrame, schema: dict, params: SplitParams, seed: int
+) -> tuple[np.ndarray, str]:
+    """Split codes (0 train, 1 dev, 2 test) for every row, and the method used."""
+    fractions = {"train": params.train, "dev": params.dev, "test": params.test}
+    for key in ("group_column", "time_column"):
+        column = getattr(params, key)
+        if column is not None and column not in frame.columns:
+            raise UserError(
+                f"params.yaml: split.{key}: unknown column {column!r}; allowed: columns of "
+                f"{PREPARED_DATA}: {', '.join(map(str, frame.columns[:10]))}"
+            )
+    if params.group_column is not None:
+        groups = frame[params.group_column]
+        return splitting.group_codes(groups, fractions, seed), "group"
+    if params.time_column is not None:
+        return splitting.time_codes(frame[params.time_column], fractions), "time"
+    stratify = params.stratify and schema["task"] == "classification"
+    labels = frame[schema["target"]].to_numpy() if stratify else None
+    method = "stratified" if stratify else "random"
+    return splitting.split_codes(len(frame), labels, fractions, seed), method
+
+
+def resolve(
+    codes: np.ndarray, hashes: np.ndarray, method: str, fail: bool
+) -> tuple[np.ndarray, int, int]:
+    """Codes without cross-split duplicates; how many rows had one, how many were dropped."""
+    found = splitting.count_cross_split_duplicates(codes, hashes)
+    if found and fail:
+        raise UserError(
+            f"params.yaml: split.fail_on_duplicates: {found} rows of {PREPARED_DATA} have an "
+            "identical feature row in another split; allowed: none while it is true (set it "
+            "to false to resolve them)"
+        )
+    if method in ("group", "time"):
+        codes, dropped = splitting.drop_later_duplicates(codes, hashes)
+        return codes, found, dropped
+    codes, _ = splitting.resolve_duplicates(codes, hashes)
+    return codes, found, 0
 
 
 def main() -> None:
     base, params = config.load("base", "split")
     schema = io.read_json(SCHEMA)
-    frame = pd.read_parquet(PREPARED_DATA)
+    frame = read_frame(PREPARED_DATA)
     target = schema["target"]
 
-    stratify = params.stratify and schema["task"] == "classification"
-    labels = frame[target].to_numpy() if stratify else None
-    fractions = {"train": params.train, "dev": params.dev, "test": params.test}
-    codes = splitting.split_codes(len(frame), labels, fractions, base.seed)
-    hashes = splitting.row_hashes(frame.drop(columns=[target]))
-    codes, found = splitting.resolve_duplicates(codes, hashes)
-    remaining = splitting.count_cross_split_duplicates(codes, hashes)
+    codes, method = assign(frame, schema, params, base.seed)
+    hashes = splitting.row_hashes(frame[datasets.feature_names(schema)])
+    codes, found, dropped = resolve(codes, hashes, method, params.fail_on_duplicates)
+    kept = codes >= 0
+    remaining = splitting.count_cross_split_duplicates(codes[kept], hashes[kept])
 
-    parts = {name: frame[codes == code] for code, name in enumerate(splitting.SPLITS)}
-    for name, part in parts.items():
-        io.write_parquet(SPLIT_FILES[name], part)
-    summary = splitting.split_summary(parts, target, schema["task"], found, remaining)
+    rows = {name: np.flatnonzero(codes == code) for code, name in enumerate(splitting.SPLITS)}
+    for name, positions in rows.items():
+        io.write_parquet(SPLIT_FILES[name], frame, positions)
+    labels = {name: frame.iloc[positions][[target]] for name, positions in rows.items()}
+    summary = splitting.split_summary(
+        labels, target, schema["task"], found, remaining, method, dropped
+    )
+    if method == "time":
+        summary["time_ranges"] = splitting.time_ranges(frame[params.time_column], codes)
+    if method == "group":
+        summary["groups"] = splitting.group_counts(frame[params.group_column], codes)
     io.write_json(SPLIT_METRICS, summary)
     log.info(
-        "split sizes %s; %d rows with duplicates across splits moved to the earliest split",
+        "%s split, sizes %s; %d rows had an identical feature row in another split (%s)",
+        method,
         summary["sizes"],
         found,
+        f"{dropped} dropped" if method in ("group", "time") else "moved to the earliest split",
     )
 
 

@@ -99,7 +99,8 @@ def test_split_summary(classification_frame: pd.DataFrame) -> None:
     }
     summary = splitting.split_summary(parts, "label", "classification", found=4, remaining=0)
     assert summary["sizes"] == {"train": 60, "dev": 15, "test": 15}
-    assert summary["duplicates_across_splits"] == {"found": 4, "remaining": 0}
+    assert summary["duplicates_across_splits"] == {"found": 4, "remaining": 0, "dropped": 0}
+    assert summary["method"] == "random"
     assert summary["class_counts"]["train"] == {"0": 30, "1": 30}
     assert summary["class_counts"]["test"] == {"2": 15}
 
