@@ -44,6 +44,16 @@ def scores(
     return {name: float(value) for name, value in result.items()}
 
 
+def per_class_recall(y_true: np.ndarray, y_pred: np.ndarray, classes: list[Any]) -> dict:
+    """Recall of each class label: shows what imbalance handling does to rare classes."""
+    from sklearn.metrics import recall_score
+
+    values = recall_score(
+        y_true, y_pred, labels=np.arange(len(classes)), average=None, zero_division=0
+    )
+    return {str(label): float(value) for label, value in zip(classes, values, strict=True)}
+
+
 def score_model(model: Any, task: str, data: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
     features, targets = data
     return scores(task, targets, model.predict(features), model.predict_proba(features))
@@ -115,6 +125,8 @@ def fit_verdict(
         "remedy": REMEDIES[verdict],
         "train_dev_gap": gap,
         "skill": skill,
+        "train_score": train_score,
+        "dev_score": dev_score,
     }
 
 
@@ -122,6 +134,121 @@ def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, classes: list[Any]) -
     """One row per test sample as DVC's confusion template expects: actual, predicted."""
     labels = [str(label) for label in classes]
     return [
-        {"actual": labels[t], "predicted": labels[p]}
-        for t, p in zip(y_true, y_pred, strict=True)
+        {"actual": labels[t], "predicted": labels[p]} for t, p in zip(y_true, y_pred, strict=True)
     ]
+
+
+# --- evaluation on test -----------------------------------------------------------------
+
+
+def roc_auc(y_true: np.ndarray, proba: np.ndarray) -> float | None:
+    """Binary ROC-AUC of the positive class, or the one-vs-rest macro mean over classes.
+
+    Classes absent from `y_true` (or making up all of it) are skipped, so a small split
+    still gets a score; None when no class can be scored.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    classes = [1] if proba.shape[1] == 2 else range(proba.shape[1])
+    values = [
+        roc_auc_score(y_true == c, proba[:, c])
+        for c in classes
+        if 0 < int(np.sum(y_true == c)) < len(y_true)
+    ]
+    return float(np.mean(values)) if values else None
+
+
+def evaluation_scores(
+    task: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None = None
+) -> dict[str, float]:
+    """Test scores: `scores` plus balanced accuracy and ROC-AUC for classification."""
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    result = scores(task, y_true, y_pred, proba)
+    if task != "classification":
+        return result
+    with warnings.catch_warnings():  # a class predicted but absent from y_true
+        warnings.simplefilter("ignore", UserWarning)
+        result["balanced_accuracy"] = float(balanced_accuracy_score(y_true, y_pred))
+    auc = roc_auc(y_true, proba) if proba is not None else None
+    if auc is not None:
+        result["roc_auc"] = auc
+    return result
+
+
+def per_class_scores(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: list[Any]
+) -> dict[str, dict[str, float]]:
+    """{label: {precision, recall, support}} for every class (0 where undefined)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    precision, recall, _, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=np.arange(len(classes)), zero_division=0
+    )
+    return {
+        str(label): {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "support": int(support[i]),
+        }
+        for i, label in enumerate(classes)
+    }
+
+
+def with_interval(value: float, interval: tuple[float, float] | None) -> dict[str, float]:
+    """A score as {value, ci_low, ci_high} (no bounds when the interval is undefined)."""
+    if interval is None:
+        return {"value": float(value)}
+    return {"value": float(value), "ci_low": interval[0], "ci_high": interval[1]}
+
+
+def more_data_verdict(curve: list[dict[str, float]], min_gain: float) -> dict[str, Any]:
+    """Would more training data help? From the dev score over the last learning-curve step."""
+    rows = sorted(curve, key=lambda row: row["fraction"])
+    if len(rows) < 2:
+        return {
+            "verdict": "unknown",
+            "reason": "the learning curve needs at least 2 fractions of the training data",
+            "gain": None,
+        }
+    before, last = rows[-2], rows[-1]
+    gain = float(last["dev_score"] - before["dev_score"])
+    step = f"{before['fraction']:.0%} to {last['fraction']:.0%} of the training data"
+    if gain > min_gain:
+        verdict = "more data likely helps"
+        reason = f"dev score rose {gain:+.4f} from {step} (above {min_gain})"
+    else:
+        verdict = "more data unlikely to help much"
+        reason = f"dev score changed {gain:+.4f} from {step} (not above {min_gain})"
+    return {"verdict": verdict, "reason": reason, "gain": gain}
+
+
+def champion_decision(
+    metric: str,
+    candidate: dict[str, float],
+    champion_score: float | None,
+    champion_version: str | None,
+) -> tuple[bool, str]:
+    """Move the champion alias only when the candidate wins beyond its confidence interval.
+
+    `candidate` is the winner's test score as {value, ci_low, ci_high}; `champion_score`
+    is the current champion's score on the same test set (None: there is no champion).
+    The candidate must have its lower bound above the champion's score.
+    """
+    value = candidate["value"]
+    if champion_version is None:
+        return True, f"no champion yet; test {metric} {value:.4f}"
+    if champion_score is None:
+        return False, f"champion v{champion_version} could not be scored on this test set"
+    low = candidate.get("ci_low", value)
+    if low > champion_score:
+        return True, (
+            f"test {metric} {value:.4f} (CI low {low:.4f}) beats champion "
+            f"v{champion_version} {champion_score:.4f}"
+        )
+    return False, (
+        f"test {metric} {value:.4f} (CI low {low:.4f}) does not beat champion "
+        f"v{champion_version} {champion_score:.4f} beyond the confidence interval"
+    )

@@ -169,15 +169,18 @@ def log_figure(run_id: str, figure: Any, filename: str) -> None:
     MlflowClient().log_figure(run_id, figure, filename)
 
 
-def log_model(model_dir: Path, schema: dict[str, Any], example: Any, name: str = "model") -> None:
-    """Log a saved model as an MLflow pyfunc model with its signature (active run)."""
+def log_model(model_dir: Path, schema: dict[str, Any], example: Any, name: str = "model") -> Any:
+    """Log a saved model as an MLflow pyfunc model with its signature (active run).
+
+    Returns MLflow's ModelInfo (its `model_uri` can be registered).
+    """
     from mlflow.models import infer_signature
 
     from stages.serving import PipelineModel, pip_requirements
 
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*integer column.*")
-        mlflow.pyfunc.log_model(
+        return mlflow.pyfunc.log_model(
             name=name,
             python_model=str(PACKAGE_DIR / "pyfunc_entry.py"),
             artifacts={"model": str(model_dir), "schema": _write_schema(schema, Path(tmp))},
@@ -196,3 +199,78 @@ def _write_schema(schema: dict[str, Any], directory: Path) -> str:
     path = directory / "schema.json"
     path.write_text(json.dumps(schema))
     return str(path)
+
+
+# --- inputs and lineage -----------------------------------------------------------------
+
+
+def dataset_name(schema: dict[str, Any]) -> str:
+    """A short name for the data source: sklearn:digits -> digits, data/x.csv -> x."""
+    source = str(schema.get("source", "data"))
+    stem = Path(source.removeprefix("sklearn:")).stem
+    slug = "".join(char if char.isalnum() or char in "_.-" else "-" for char in stem)
+    return slug.strip("-.") or "data"
+
+
+def split_digest(path: Path) -> str:
+    """The split file's SHA-256, cut to the 36 characters MLflow stores for a digest."""
+    from stages.io import file_digest
+
+    return file_digest(path)[:36]
+
+
+def log_split_inputs(schema: dict[str, Any], splits: dict[str, Path]) -> None:
+    """Record the split files the active run read (mlflow.log_input): name and digest."""
+    import mlflow.data
+    import pandas as pd
+
+    for split, path in splits.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # source type guess, int columns
+            dataset = mlflow.data.from_pandas(
+                pd.read_parquet(path),
+                source=str(Path(path).resolve()),
+                targets=schema["target"],
+                name=f"{dataset_name(schema)}-{split}",
+                digest=split_digest(Path(path)),
+            )
+            mlflow.log_input(dataset, context=split)
+
+
+# --- model registry ---------------------------------------------------------------------
+
+CHAMPION = "champion"
+
+
+def registered_model_name(schema: dict[str, Any], configured: str | None) -> str:
+    return configured or f"reprotrain-{dataset_name(schema)}"
+
+
+def champion_version(name: str) -> str | None:
+    """The version the `champion` alias points at, or None (no model or no alias yet)."""
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def load_registered(name: str, alias: str = CHAMPION) -> Any:
+    """`mlflow.pyfunc.load_model("models:/<name>@<alias>")`."""
+    return mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+
+
+def register_model(model_uri: str, name: str, tags: dict[str, str]) -> str:
+    """A new version of `name` from a logged model; returns the version number."""
+    logging.getLogger("mlflow.tracking._model_registry").setLevel(logging.WARNING)
+    version = mlflow.register_model(model_uri, name, tags=tags)
+    return str(version.version)
+
+
+def set_champion(name: str, version: str) -> None:
+    MlflowClient().set_registered_model_alias(name, CHAMPION, version)
+
+
+def set_version_tags(name: str, version: str, tags: dict[str, str]) -> None:
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value))

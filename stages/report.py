@@ -1,0 +1,176 @@
+"""metrics/report.md: the evaluation summary as Markdown, readable on its own.
+
+A pure function of the evaluate summary, the learning curve and the list of plot
+images; no file or MLflow access here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Scores shown in the tables, in order; the ones where lower is better are marked.
+REPORTED = {
+    "classification": ["accuracy", "balanced_accuracy", "macro_f1", "log_loss", "roc_auc"],
+    "regression": ["rmse", "mae", "r2"],
+}
+LOWER_IS_BETTER = {"log_loss", "rmse", "mae", "mse"}
+MODEL_TITLES = {"baseline": "baseline", "model": "trained", "tuned": "tuned"}
+PLOT_TITLES = {
+    "confusion_matrix.png": "Confusion matrix (selected model, test)",
+    "roc.png": "ROC curves (selected model, test)",
+    "precision_recall.png": "Precision-recall curves (selected model, test)",
+    "calibration.png": "Calibration (selected model, test)",
+    "predicted_vs_actual.png": "Predicted vs actual (selected model, test)",
+    "residuals.png": "Residuals (selected model, test)",
+    "loss_curves.png": "Loss and score per epoch (train, first seed)",
+    "learning_curve.png": "Learning curve (train vs dev)",
+    "tuning_history.png": "Tuning history (dev)",
+}
+
+
+def selected_scores(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Test scores (with intervals) of the selected model: tuned, or the trained seed."""
+    test = summary["test"]
+    if summary["selected"]["model"] == "tuned":
+        return test["tuned"]
+    return test["model"]["seeds"][summary["selected"]["path"].rsplit("/", 1)[-1]]
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def with_ci(score: dict[str, float] | None) -> str:
+    """'0.9750 [0.9583, 0.9889]' or just the value when there is no interval."""
+    if not score:
+        return "n/a"
+    if "ci_low" not in score:
+        return _number(score["value"])
+    return f"{score['value']:.4f} [{score['ci_low']:.4f}, {score['ci_high']:.4f}]"
+
+
+def mean_std(score: dict[str, float] | None) -> str:
+    return "n/a" if not score else f"{score['mean']:.4f} ± {score['std']:.4f}"
+
+
+def _label(metric: str) -> str:
+    return f"{metric} (lower is better)" if metric in LOWER_IS_BETTER else metric
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def scores_table(summary: dict[str, Any]) -> list[str]:
+    test, metrics = summary["test"], REPORTED[summary["task"]]
+    n_seeds = len(test["model"]["seeds"])
+    header = ["metric", "baseline", f"trained (mean ± std, {n_seeds} seeds)", "tuned"]
+    rows = [
+        [
+            _label(metric),
+            with_ci(test["baseline"].get(metric)),
+            mean_std(test["model"]["mean"].get(metric)),
+            with_ci(test["tuned"].get(metric)),
+        ]
+        for metric in metrics
+    ]
+    return _table(header, rows)
+
+
+def seeds_table(summary: dict[str, Any]) -> list[str]:
+    seeds = summary["test"]["model"]["seeds"]
+    header = ["metric", *seeds]
+    rows = [
+        [_label(metric), *(with_ci(scores.get(metric)) for scores in seeds.values())]
+        for metric in REPORTED[summary["task"]]
+    ]
+    return _table(header, rows)
+
+
+def per_class_table(per_class: dict[str, dict[str, Any]]) -> list[str]:
+    rows = [
+        [label, str(row["support"]), with_ci(row["precision"]), with_ci(row["recall"])]
+        for label, row in per_class.items()
+    ]
+    return _table(["class", "test rows", "precision", "recall"], rows)
+
+
+def fit_table(fit: dict[str, dict[str, Any]]) -> list[str]:
+    rows = [
+        [
+            MODEL_TITLES[name],
+            _number(verdict.get("train_score")),
+            _number(verdict.get("dev_score")),
+            f"{verdict['train_dev_gap']:.4f}",
+            f"{verdict['skill']:.0%}",
+            f"**{verdict['verdict']}**",
+        ]
+        for name, verdict in fit.items()
+    ]
+    return _table(["model", "train", "dev", "train − dev", "skill", "verdict"], rows)
+
+
+def curve_table(curve: list[dict[str, float]]) -> list[str]:
+    rows = [
+        [
+            f"{row['fraction']:.0%}",
+            str(int(row["n_train"])),
+            f"{row['train_score']:.4f}",
+            f"{row['dev_score']:.4f}",
+        ]
+        for row in curve
+    ]
+    return _table(["share of train", "train rows", "train score", "dev score"], rows)
+
+
+def render(summary: dict[str, Any], curve: list[dict[str, float]], images: list[str]) -> str:
+    """The whole report; `images` are PNG file names under plots/ (linked relatively)."""
+    selected, primary = summary["selected"], summary["primary_metric"]
+    fit, boot = summary["fit"][selected["model"]], summary["bootstrap"]
+    more_data = summary["learning_curve"]
+    title = MODEL_TITLES[selected["model"]]
+    lines = [
+        "# Evaluation report",
+        "",
+        f"Data: `{summary['source']}` ({summary['task']}, {summary['n_test']} test rows). "
+        f"Primary metric: **{primary}** (higher is better).",
+        "",
+        f"Selected model: **{title}** — {selected['reason']}. The choice uses dev scores "
+        "only; the test set played no part in it.",
+        "",
+        "## Verdict",
+        "",
+        f"- Fit ({title}): **{fit['verdict']}** — {fit['reason']}.",
+        f"  Remedy: {fit['remedy']}.",
+        f"- Learning curve: **{more_data['verdict']}** — {more_data['reason']}.",
+        "",
+        f"## Test scores ({boot['confidence']:.0%} bootstrap CI, "
+        f"{boot['n_resamples']} resamples, seed {boot['seed']})",
+        "",
+        *scores_table(summary),
+        "",
+        "### Trained model, per seed",
+        "",
+        *seeds_table(summary),
+        "",
+    ]
+    if summary.get("per_class"):
+        lines += [f"### Per class ({title}, test)", "", *per_class_table(summary["per_class"]), ""]
+    lines += [
+        f"## Fit diagnosis (train vs dev {primary}; baseline dev {summary['baseline_dev']:.4f})",
+        "",
+        *fit_table(summary["fit"]),
+        "",
+        "Skill: how far the train score goes from the baseline towards a perfect score.",
+        "",
+    ]
+    if curve:
+        lines += [f"## Learning curve (dev {primary}, first train seed)", ""]
+        lines += [*curve_table(curve), ""]
+    if images:
+        lines += ["## Plots", ""]
+        for image in images:
+            caption = PLOT_TITLES.get(image, image)
+            lines += [f"### {caption}", "", f"![{caption}](plots/{image})", ""]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,141 @@
+"""Model registry and lineage against a real MLflow store (SQLite in tmp_path).
+
+The winner is registered with signature and input example; `champion` moves only when the
+new model beats the current one beyond its confidence interval; the champion loads with
+`mlflow.pyfunc.load_model` and predicts on new rows; split files are logged as inputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from stages import config, datasets, evaluate, registry, tracking
+from stages.features import fit_preprocessor
+from stages.models import build_baseline, build_model, load_model, save_model
+from stages.paths import SPLIT_FILES
+
+
+@pytest.fixture
+def workspace(workdir, classification_frame: pd.DataFrame) -> dict:
+    """A schema, a test split on disk and two saved models: the baseline and a real one."""
+    root = workdir({})
+    frame = classification_frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    train, test = frame.iloc[:60], frame.iloc[60:]
+    schema = datasets.build_schema(frame, "label", "classification", "sklearn:blobs", None)
+    preprocessor = fit_preprocessor(train, schema)
+    arrays = (preprocessor.transform(train), datasets.encode_target(train, schema))
+    params = config.parse_section("train", {"model": "logistic_regression"})
+    models = {
+        "baseline": build_baseline("classification", 3),
+        "good": build_model(params, schema, 0),
+    }
+    dirs = {}
+    for name, model in models.items():
+        model.fit(arrays, arrays)
+        dirs[name] = root / "models" / name
+        save_model(model, preprocessor, dirs[name])
+    SPLIT_FILES["test"].parent.mkdir(parents=True)
+    test.to_parquet(SPLIT_FILES["test"], index=False)
+    return {"schema": schema, "test": test, "dirs": dirs}
+
+
+def _summary(workspace: dict, name: str) -> dict:
+    """The parts of evaluate.json that registration reads, for model `name` as the winner."""
+    test, schema = workspace["test"], workspace["schema"]
+    boot = config.parse_section("evaluate", {"bootstrap": {"n_resamples": 200}}).bootstrap
+    prediction = evaluate.predict(load_model(workspace["dirs"][name]), test)
+    y_true = datasets.encode_target(test, schema)
+    scores = evaluate.scored("classification", y_true, prediction, boot, seed=0)
+    return {
+        "primary_metric": "accuracy",
+        "selected": {"model": "tuned", "reason": "test", "path": "models/tuned"},
+        "test": {"tuned": scores},
+    }
+
+
+def _register(workspace: dict, name: str) -> dict:
+    params = config.parse_section("evaluate", {"registry": {"model_name": "blobs"}}).registry
+    with tracking.stage_run("evaluate", {}) as run:
+        return registry.register_winner(
+            run.info.run_id,
+            params,
+            workspace["schema"],
+            _summary(workspace, name),
+            workspace["test"],
+            workspace["dirs"][name],
+        )
+
+
+def test_champion_moves_only_beyond_the_interval(workspace: dict) -> None:
+    first = _register(workspace, "baseline")
+    assert first["champion"] == "moved" and "no champion yet" in first["champion_reason"]
+
+    better = _register(workspace, "good")
+    assert better["champion"] == "moved", better["champion_reason"]
+    assert better["registered_version"] == "2"
+    assert "beats champion v1" in better["champion_reason"]
+
+    same = _register(workspace, "good")
+    assert same["champion"] == "kept"
+    assert "does not beat champion v2" in same["champion_reason"]
+    assert tracking.champion_version("blobs") == "2"
+
+    client = MlflowClient()
+    version = client.get_model_version("blobs", "3")
+    assert version.tags["champion_decision"] == same["champion_reason"]
+    assert float(version.tags["test_accuracy"]) > 0.9
+    assert version.tags["test_digest"] == tracking.split_digest(SPLIT_FILES["test"])
+    run = client.get_run(version.run_id)
+    assert run.data.tags["champion"] == "kept"
+    assert run.data.tags["champion_reason"] == same["champion_reason"]
+
+
+def test_champion_loads_with_pyfunc_and_predicts_new_rows(workspace: dict) -> None:
+    _register(workspace, "good")
+    model = mlflow.pyfunc.load_model("models:/blobs@champion")
+    signature = model.metadata.signature
+    assert [spec.name for spec in signature.inputs.inputs] == ["f0", "f1", "f2"]
+    assert model.metadata.saved_input_example_info is not None
+    new_rows = pd.DataFrame({"f0": [0.1, 4.2, 0.0], "f1": [-0.2, 3.9, 4.1], "f2": [0.3, 0.1, 3.8]})
+    predicted = model.predict(new_rows)
+    assert predicted["prediction"].tolist() == [0, 1, 2]
+    proba = predicted[["proba_0", "proba_1", "proba_2"]].to_numpy()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+    # A champion that cannot score the test set (a feature renamed) is not replaced.
+    renamed = workspace["test"].rename(columns={"f0": "other"})
+    y_true = datasets.encode_target(renamed, workspace["schema"])
+    version, score, problem = registry.champion_on_test(
+        "blobs", workspace["schema"], renamed, y_true
+    )
+    assert (version, score) == ("1", None)
+    assert "KeyError" in problem or "f0" in problem
+
+
+def test_registered_name_defaults_to_the_dataset() -> None:
+    schema = {"source": "sklearn:digits"}
+    assert tracking.registered_model_name(schema, None) == "reprotrain-digits"
+    assert tracking.registered_model_name({"source": "data/my file.csv"}, None) == (
+        "reprotrain-my-file"
+    )
+    assert tracking.registered_model_name(schema, "mine") == "mine"
+
+
+def test_split_inputs_are_logged_with_name_and_digest(workspace: dict) -> None:
+    path = SPLIT_FILES["test"]
+    with tracking.stage_run("evaluate", {}) as run:
+        tracking.log_split_inputs(workspace["schema"], {"test": path})
+    inputs = MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs
+    assert len(inputs) == 1
+    dataset = inputs[0].dataset
+    assert dataset.name == "blobs-test"
+    assert dataset.digest == tracking.split_digest(path)
+    assert len(dataset.digest) == 36
+    assert {tag.key: tag.value for tag in inputs[0].tags}["mlflow.data.context"] == "test"
+    assert Path(dataset.source).name != ""
