@@ -65,7 +65,11 @@ def main() -> None:
     target = schema["target"]
 
     codes, method = assign(frame, schema, params, base.seed)
-    hashes = splitting.row_hashes(frame[datasets.feature_names(schema)])
+    # The group/time column says where a row goes, not what it holds: rows equal in
+    # everything else are the same example.
+    placement = {params.group_column, params.time_column}
+    hashed = [name for name in datasets.feature_names(schema) if name not in placement]
+    hashes = splitting.row_hashes(frame[hashed])
     codes, found, dropped = resolve(codes, hashes, method, params.fail_on_duplicates)
     kept = codes >= 0
     remaining = splitting.count_cross_split_duplicates(codes[kept], hashes[kept])

@@ -114,15 +114,11 @@ def _read_csv(path: Path, column_types: Mapping[str, str]) -> Any:
 
     if _odd_quotes(path):
         raise UserError(f"{path}: not a valid CSV file (a quoted field is never closed)")
-    arrow_types = {
-        "numeric": pa.float64(),
-        "bool": pa.bool_(),
-        "date": pa.string(),  # parsed by `coerce`, which names the bad value
-        "category": pa.string(),
-    }
     convert = pacsv.ConvertOptions(
         strings_can_be_null=True,
-        column_types={name: arrow_types[kind] for name, kind in column_types.items()},
+        # Declared columns are read as text and converted by `coerce`, which names the
+        # first bad value and its row.
+        column_types=dict.fromkeys(column_types, pa.string()),
         true_values=["true", "True", "TRUE"],
         false_values=["false", "False", "FALSE"],
     )
@@ -300,7 +296,12 @@ def to_category(series: pd.Series) -> pd.Series:
         if categories.dtype == object or pd.api.types.is_string_dtype(categories.dtype):
             return series
         return series.cat.rename_categories([str(value) for value in categories])
-    text = series.astype(object).where(series.notna(), None)
+    values = series
+    if pd.api.types.is_float_dtype(series.dtype):
+        present = series.dropna()
+        if np.all(np.mod(present.to_numpy(), 1) == 0):  # 7.0 was an integer with gaps
+            values = series.astype("Int64")
+    text = values.astype(object).where(series.notna(), None)
     return pd.Series(
         pd.Categorical([None if value is None else str(value) for value in text]),
         index=series.index,

@@ -1,0 +1,294 @@
+"""Preprocessing: fit on train only, every column kind, caps and drops, safe save/load."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages import datasets, features
+from stages.config import FeaturesParams
+from stages.errors import UserError
+
+
+def mixed_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "amount": rng.normal(10, 2, n),
+            "color": pd.Categorical(rng.choice(["red", "green", "blue"], n)),
+            "member": pd.array(rng.choice([True, False], n), dtype="boolean"),
+            "joined": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 400, n), "D"),
+            "user": pd.Categorical([f"u{i}" for i in range(n)]),
+            "label": rng.integers(0, 2, n),
+        }
+    )
+    frame.loc[[1, 5], "amount"] = np.nan
+    frame.loc[[2], "color"] = np.nan
+    frame.loc[[3], "member"] = pd.NA
+    frame.loc[[4], "joined"] = pd.NaT
+    return frame
+
+
+def schema_of(frame: pd.DataFrame) -> dict:
+    return datasets.build_schema(frame, "label", "classification", "test", None)
+
+
+def test_imputation_uses_train_statistics_only() -> None:
+    train = pd.DataFrame({"x": [1.0, 2.0, np.nan, 3.0], "label": [0, 1, 0, 1]})
+    dev = pd.DataFrame({"x": [np.nan, 100.0, 200.0], "label": [0, 1, 0]})
+    preprocessor = features.fit_preprocessor(train, schema_of(train))
+    assert preprocessor.transform(dev)[:, 0].tolist() == [2.0, 100.0, 200.0]  # train median
+
+
+def test_every_kind_becomes_numbers() -> None:
+    frame = mixed_frame()
+    preprocessor = features.fit_preprocessor(frame, schema_of(frame))
+    matrix = preprocessor.transform(frame)
+    names = preprocessor.feature_names
+    assert matrix.dtype == np.float32 and not np.isnan(matrix).any()
+    assert matrix.shape == (60, len(names))
+    assert [name.split("__", 1)[1] for name in names[:6]] == [
+        "amount",
+        "joined__year",
+        "joined__month",
+        "joined__day",
+        "joined__weekday",
+        "joined__epoch_days",
+    ]
+    year = matrix[:, names.index("numeric__joined__year")]
+    assert set(year.tolist()) <= {2024.0, 2025.0}
+    epoch = matrix[0, names.index("numeric__joined__epoch_days")]
+    assert epoch == (frame["joined"].iloc[0] - pd.Timestamp(0)).days
+    color = [name for name in names if name.startswith("category__color")]
+    assert color == [
+        "category__color___missing__",
+        "category__color_blue",
+        "category__color_green",
+        "category__color_red",
+    ]
+    assert matrix[:, [names.index(name) for name in color]].sum(axis=1).tolist() == [1.0] * 60
+    assert "bool__member" in names
+
+
+def test_identifier_like_column_is_dropped_with_a_reason(caplog) -> None:
+    frame = mixed_frame()
+    with caplog.at_level(logging.WARNING, logger="stages.features"):
+        preprocessor = features.fit_preprocessor(frame, schema_of(frame))
+    assert "user" not in preprocessor.columns
+    assert preprocessor.dropped["user"].startswith("identifier-like: 60 distinct values in 60")
+    assert "dropping column 'user': identifier-like" in caplog.text
+
+
+def test_many_categories_are_capped() -> None:
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {"city": pd.Categorical(rng.choice([f"c{i}" for i in range(40)], 400)), "label": 0}
+    )
+    frame.loc[0, "label"] = 1
+    params = FeaturesParams(max_categories=5)
+    preprocessor = features.fit_preprocessor(frame, schema_of(frame), params)
+    assert preprocessor.columns == ["city"]  # 40 values in 400 rows: capped, not dropped
+    assert len(preprocessor.feature_names) == 5
+    assert preprocessor.feature_names[-1] == "category__city_infrequent_sklearn"
+
+
+def test_rare_categories_by_min_frequency() -> None:
+    frame = pd.DataFrame(
+        {"kind": pd.Categorical(["a"] * 50 + ["b"] * 45 + ["c"] * 3 + ["d"] * 2), "label": 0}
+    )
+    frame.loc[0, "label"] = 1
+    params = FeaturesParams(min_frequency=0.05)
+    names = features.fit_preprocessor(frame, schema_of(frame), params).feature_names
+    assert names == ["category__kind_a", "category__kind_b", "category__kind_infrequent_sklearn"]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "unseen_row"),
+    [
+        pytest.param("onehot", [0.0, 0.0, 0.0], id="onehot-all-zeros"),
+        pytest.param("ordinal", [-1.0], id="ordinal-minus-one"),
+    ],
+)
+def test_unseen_categories_are_encoded_safely(encoding: str, unseen_row: list) -> None:
+    frame = pd.DataFrame({"color": pd.Categorical(["red", "blue", None, "red"]), "label": 0})
+    preprocessor = features.fit_preprocessor(
+        frame, schema_of(frame), FeaturesParams(categorical=encoding)
+    )
+    new = pd.DataFrame({"color": ["purple"]})
+    converted, unseen = preprocessor.check(new, "new.csv")
+    assert unseen == {"color": ["purple"]}
+    assert preprocessor.transform(converted)[0].tolist() == unseen_row
+
+
+@pytest.mark.parametrize(
+    ("scale", "check"),
+    [
+        pytest.param("standard", lambda x: np.allclose(x.mean(0), 0, atol=1e-5), id="standard"),
+        pytest.param("minmax", lambda x: x.min() == 0 and x.max() == 1, id="minmax"),
+        pytest.param("robust", lambda x: np.allclose(np.median(x, 0), 0), id="robust"),
+        pytest.param("none", lambda x: x.max() > 100, id="none"),
+    ],
+)
+def test_scaling(scale: str, check) -> None:
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"x": rng.normal(500, 50, 101), "label": 0})
+    params = FeaturesParams(scale=scale)
+    matrix = features.fit_preprocessor(frame, schema_of(frame), params).transform(frame)
+    assert check(matrix)
+
+
+@pytest.mark.parametrize(
+    ("impute", "missing_indicator", "expected"),
+    [
+        pytest.param("mean", False, [[5.0], [3.0]], id="mean"),
+        pytest.param("zero", False, [[5.0], [0.0]], id="zero"),
+        pytest.param("median", True, [[5.0, 0.0], [2.0, 1.0]], id="median-indicator"),
+    ],
+)
+def test_numeric_imputation_options(impute: str, missing_indicator: bool, expected) -> None:
+    train = pd.DataFrame({"x": [1.0, 2.0, 6.0, np.nan], "label": 0})  # median 2, mean 3
+    params = FeaturesParams(numeric_impute=impute, missing_indicator=missing_indicator)
+    preprocessor = features.fit_preprocessor(train, schema_of(train), params)
+    new = pd.DataFrame({"x": [5.0, np.nan]})
+    assert preprocessor.transform(new).tolist() == expected
+
+
+def test_exclude_by_name() -> None:
+    frame = mixed_frame()
+    params = FeaturesParams(exclude=["amount", "joined"])
+    preprocessor = features.fit_preprocessor(frame, schema_of(frame), params)
+    assert preprocessor.columns == ["color", "member"]
+    assert not any("amount" in name or "joined" in name for name in preprocessor.feature_names)
+    preprocessor.transform(frame.drop(columns=["amount", "joined"]))  # excluded: not needed
+
+
+@pytest.mark.parametrize(
+    ("exclude", "message"),
+    [
+        pytest.param(
+            ["amout"],
+            r"params\.yaml: features\.exclude: unknown column 'amout'; allowed: feature columns "
+            r"amount, color",
+            id="unknown",
+        ),
+        pytest.param(
+            ["amount", "color", "member", "joined"],
+            r"params\.yaml: features\.exclude: no feature columns left to train on",
+            id="everything",
+        ),
+    ],
+)
+def test_bad_exclusions(exclude: list, message: str) -> None:
+    frame = mixed_frame()
+    with pytest.raises(UserError, match=message):
+        features.fit_preprocessor(frame, schema_of(frame), FeaturesParams(exclude=exclude))
+
+
+def test_chunked_transform_equals_one_pass(monkeypatch) -> None:
+    frame = mixed_frame(n=257)
+    preprocessor = features.fit_preprocessor(frame, schema_of(frame))
+    whole = preprocessor.transform(frame)
+    monkeypatch.setattr(features, "CHUNK_ROWS", 10)
+    assert np.array_equal(preprocessor.transform(frame), whole)
+
+
+def test_numeric_only_matches_median_imputer() -> None:
+    """The default on all-numeric data (digits) is plain median imputation, as before."""
+    from sklearn.impute import SimpleImputer
+
+    frame, target, _ = datasets.load_source("sklearn:iris", None)
+    frame.loc[::7, "sepal_length_(cm)"] = np.nan
+    schema = datasets.build_schema(frame, target, "classification", "iris", None)
+    matrix = features.fit_preprocessor(frame, schema).transform(frame)
+    columns = datasets.feature_names(schema)
+    expected = SimpleImputer(strategy="median").fit_transform(frame[columns]).astype(np.float32)
+    assert np.array_equal(matrix, expected)
+
+
+def test_check_reports_wrong_types_and_missing_columns() -> None:
+    frame = mixed_frame()
+    preprocessor = features.fit_preprocessor(frame, schema_of(frame))
+    new = frame.drop(columns="label").head(3).astype({"amount": object})
+    new.loc[1, "amount"] = "ten"
+    with pytest.raises(UserError, match=r"new\.csv: column 'amount' must be numeric, got 'ten'"):
+        preprocessor.check(new, "new.csv")
+    with pytest.raises(UserError, match=r"new\.csv: missing feature column\(s\) 'color'"):
+        preprocessor.check(frame.drop(columns="color"), "new.csv")
+
+
+def test_save_and_load_roundtrip(tmp_path: Path) -> None:
+    frame = mixed_frame()
+    schema = schema_of(frame)
+    params = FeaturesParams(scale="standard", categorical="ordinal")
+    preprocessor = features.fit_preprocessor(frame, schema, params)
+    preprocessor.save(tmp_path)
+    loaded = features.load_preprocessor(tmp_path)
+    assert np.array_equal(loaded.transform(frame), preprocessor.transform(frame))
+    assert loaded.kinds == preprocessor.kinds and loaded.dropped == preprocessor.dropped
+    assert loaded.schema["preprocessing"]["columns"] == ["amount", "color", "member", "joined"]
+    assert loaded.schema["preprocessing"]["dropped"].keys() == {"user"}
+    assert loaded.schema["features"] == schema["features"]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("sklearn.preprocessing._encoders.OneHotEncoder", True),
+        ("numpy.dtype", True),
+        ("builtins.dict", True),
+        ("builtins.eval", False),
+        ("builtins.exec", False),
+        ("numpy.load", False),
+        ("posix.system", False),
+        ("sklearn.utils.nonexistent", False),
+    ],
+)
+def test_trusted_types_are_classes_only(name: str, expected: bool) -> None:
+    assert features.trusted(name) is expected
+
+
+@pytest.mark.parametrize(
+    ("payload", "shown"),
+    [
+        pytest.param("os.system", r"(posix|nt)\.system", id="os-system"),
+        pytest.param("eval", r"builtins\.eval", id="builtins-eval"),
+    ],
+)
+def test_preprocessor_that_would_run_code_is_refused(
+    tmp_path: Path, payload: str, shown: str
+) -> None:
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    function = os.system if payload == "os.system" else eval
+    state = {"transformer": FunctionTransformer(func=function), "columns": ["x"]}
+    sio.dump(state, tmp_path / features.FILE)
+    with pytest.raises(
+        UserError,
+        match=r"preprocessor\.skops: refusing to load; it holds types outside the "
+        r"allow-list .*" + shown,
+    ):
+        features.load_preprocessor(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(b"", r"corrupt or unreadable preprocessor \(", id="empty"),
+        pytest.param(b"PK\x03\x04 truncated", r"corrupt or unreadable preprocessor \(", id="zip"),
+    ],
+)
+def test_corrupt_preprocessor(tmp_path: Path, content: bytes, message: str) -> None:
+    (tmp_path / features.FILE).write_bytes(content)
+    with pytest.raises(UserError, match=message):
+        features.load_preprocessor(tmp_path)
+
+
+def test_missing_preprocessor(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"preprocessor\.skops: preprocessor file not found"):
+        features.load_preprocessor(tmp_path)
