@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # dvc.yaml runs `python -m stages.<name>`: that python must be the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: repro test lint ui repro-check bench clean
+.PHONY: repro test lint ui ui-check repro-check bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,11 @@ repro: $(STAMP)  ## run the pipeline on params.yaml
 lint: $(STAMP)
 	$(BIN)/ruff check stages tests benchmarks scripts
 
-test: $(STAMP) lint  ## lint + the whole test suite
-	$(BIN)/pytest -q
+test: $(STAMP) lint  ## lint + the whole test suite (but the browser check: make ui-check)
+	$(BIN)/pytest -q -m "not ui"
+
+ui-check: $(STAMP)  ## MLflow UI in headless Chromium (Debian's /usr/bin/chromium) over a pipeline store
+	$(BIN)/pytest -q -m ui
 
 repro-check: $(STAMP)  ## rerun the pipeline in a clean copy; fail on a stale dvc.lock or drifted metrics
 	$(BIN)/python scripts/repro_check.py

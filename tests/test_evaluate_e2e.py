@@ -1,0 +1,314 @@
+"""End to end on a regression dataset (sklearn:diabetes, tiny config) with a plain `dvc repro`.
+
+Checks what evaluate adds: scores with intervals, the verdicts, the learning curve, the
+plot tables and PNGs, the report, the DVC plots HTML, MLflow inputs and the Model Registry
+(the champion loads with `mlflow.pyfunc.load_model` and predicts new rows). The browser
+check (marked `ui`, run by `make ui-check`) opens the same store in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stages import paths
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TINY = {
+    "base": {"seed": 0, "threads": 1},
+    "prepare": {"source": "sklearn:diabetes", "target": None, "task": "auto"},
+    "train": {
+        "model": "mlp",
+        "seeds": [0, 1],
+        "device": "cpu",
+        "mlp": {"hidden_sizes": [16], "dropout": 0.0},
+        "augment": {"enabled": False},
+        "optim": {"epochs": 4, "batch_size": 64, "lr": 0.01},
+    },
+    "tune": {
+        "method": "tpe",
+        "n_trials": 2,
+        "space": {"optim.lr": {"type": "float", "low": 0.003, "high": 0.03, "log": True}},
+    },
+    "learning_curve": {"fractions": [0.5, 1.0]},
+    "evaluate": {"bootstrap": {"n_resamples": 200}},
+}
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "space":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _copy_project(destination: Path) -> None:
+    """The tracked files as they are in the working tree, plus every stages/ module."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True, timeout=60
+    ).stdout.decode()
+    names = set(filter(None, listed.split("\0")))
+    names |= {path.relative_to(REPO_ROOT).as_posix() for path in REPO_ROOT.glob("stages/*.py")}
+    for name in sorted(names):
+        source = REPO_ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def _env() -> dict[str, str]:
+    """No tracking override: the store defaults to <copy>/mlflow.db (from DVC_ROOT)."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_ROOT", "DVC_EXP_NAME"}
+        and not key.startswith("PYTEST_")
+    }
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    return env
+
+
+def _run(repo: Path, *command: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        list(command), cwd=repo, env=_env(), capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def diabetes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A copy of the project run once with `dvc repro` on sklearn:diabetes."""
+    repo = tmp_path_factory.mktemp("diabetes") / "repo"
+    _copy_project(repo)
+    params = _merge(yaml.safe_load((repo / "params.yaml").read_text()), TINY)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    _run(repo, *git, "init", "-q")
+    _run(repo, *git, "add", "-A")
+    _run(repo, *git, "commit", "-q", "-m", "copy")
+    dvc = str(Path(sys.executable).parent / "dvc")
+    result = _run(repo, dvc, "repro")
+    return {"repo": repo, "stdout": result.stdout + result.stderr, "dvc": dvc}
+
+
+def _read_json(repo: Path, path: Path) -> dict[str, Any]:
+    return json.loads((repo / path).read_text())
+
+
+@pytest.mark.e2e
+def test_regression_scores_have_intervals_and_verdicts(diabetes: dict[str, Any]) -> None:
+    repo = diabetes["repo"]
+    assert "fit verdict (" in diabetes["stdout"]
+    summary = _read_json(repo, paths.EVALUATE_METRICS)
+    assert summary["task"] == "regression" and summary["primary_metric"] == "r2"
+    for model in ("baseline", "tuned"):
+        for metric in ("rmse", "mae", "r2"):
+            score = summary["test"][model][metric]
+            assert score["ci_low"] <= score["value"] <= score["ci_high"], (model, metric)
+    assert set(summary["test"]["model"]["seeds"]) == {"seed-0", "seed-1"}
+    assert set(summary["test"]["model"]["mean"]["rmse"]) == {"mean", "std"}
+    assert summary["test"]["baseline"]["r2"]["value"] <= 0.0  # the mean predicts nothing
+    assert summary["fit"]["model"]["verdict"] in {"overfitting", "underfitting", "good fit"}
+    assert summary["learning_curve"]["verdict"] in {
+        "more data likely helps",
+        "more data unlikely to help much",
+    }
+    assert "per_class" not in summary
+    curve = (repo / paths.LEARNING_CURVE).read_text().splitlines()
+    assert curve[0] == "fraction,n_train,train_score,dev_score" and len(curve) == 3
+
+
+@pytest.mark.e2e
+def test_regression_plots_report_and_dvc_html(diabetes: dict[str, Any]) -> None:
+    repo = diabetes["repo"]
+    plots_dir = repo / paths.PLOTS_DIR
+    n_test = _read_json(repo, paths.EVALUATE_METRICS)["n_test"]
+    residuals = (plots_dir / "residuals.csv").read_text().splitlines()
+    assert residuals[0] == "actual,predicted,residual" and len(residuals) == n_test + 1
+    assert (plots_dir / "roc.csv").read_text().strip() == "fpr,tpr,chance"  # n/a: header only
+    images = {path.name for path in plots_dir.glob("*.png")}
+    assert images == {
+        "predicted_vs_actual.png",
+        "residuals.png",
+        "loss_curves.png",
+        "learning_curve.png",
+        "tuning_history.png",
+    }
+    report = (repo / paths.REPORT).read_text()
+    assert "| rmse (lower is better) |" in report and "## Fit diagnosis" in report
+    for image in images:
+        assert f"](plots/{image})" in report
+
+    html_dir = repo.parent / "html"
+    _run(repo, diabetes["dvc"], "plots", "show", "-o", str(html_dir))
+    html = (html_dir / "index.html").read_text()
+    for title in ("Residuals on test", "Predicted vs actual on test", "Learning curve"):
+        assert title in html
+
+
+@pytest.mark.e2e
+def test_inputs_and_registered_champion(diabetes: dict[str, Any]) -> None:
+    import mlflow
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from stages import tracking
+
+    repo = diabetes["repo"]
+    uri = f"sqlite:///{repo / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    top = {r.data.tags["stage"]: r for r in runs if tracking.PARENT_TAG not in r.data.tags}
+    for stage, splits in {"train": {"train", "dev"}, "evaluate": {"test"}}.items():
+        inputs = top[stage].inputs.dataset_inputs
+        assert {i.dataset.name for i in inputs} == {f"diabetes-{s}" for s in splits}, stage
+        for item in inputs:
+            split = item.dataset.name.removeprefix("diabetes-")
+            assert item.dataset.digest == tracking.split_digest(repo / paths.SPLIT_FILES[split])
+
+    evaluate = top["evaluate"]
+    assert evaluate.data.tags["champion"] == "moved"  # first run: no champion yet
+    assert "test_tuned_r2_ci_low" in evaluate.data.metrics
+    artifacts = {item.path for item in client.list_artifacts(evaluate.info.run_id)}
+    assert {"residuals.png", "report.md", "evaluate.json", "plots"} <= artifacts
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    model = mlflow.pyfunc.load_model("models:/reprotrain-diabetes@champion")
+    rows = pd.read_parquet(repo / paths.SPLIT_FILES["test"]).drop(columns=["target"]).head(3)
+    predicted = model.predict(rows + 0.001)  # rows no split has seen
+    assert list(predicted.columns) == ["prediction"] and len(predicted) == 3
+
+
+# --- the MLflow UI in a real browser ---------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, server: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "mlflow server exited early"
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"mlflow server not healthy at {url} after {seconds}s")
+
+
+@pytest.fixture
+def mlflow_server(diabetes: dict[str, Any], tmp_path: Path):
+    """`mlflow server` on 127.0.0.1 (a free port) over the pipeline's store."""
+    repo = diabetes["repo"]
+    port = _free_port()
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{repo / 'mlflow.db'}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    with (tmp_path / "mlflow-server.log").open("w") as log:
+        server = subprocess.Popen(
+            command,
+            cwd=repo,
+            env=_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _wait_healthy(f"http://127.0.0.1:{port}", server)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)  # the server and its workers
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=30)
+
+
+@pytest.mark.ui
+def test_mlflow_ui_shows_the_stage_runs_and_tuned_metrics(
+    diabetes: dict[str, Any], mlflow_server: str, tmp_path: Path
+) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    from mlflow.tracking import MlflowClient
+
+    from stages import tracking
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{diabetes['repo'] / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    tune = next(r for r in runs if r.info.run_name == "tune")
+    best = f"{tune.data.metrics['best_dev_score']:.4f}"[:5]  # shown with more digits
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),  # a fresh --user-data-dir
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1600, "height": 1000},
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs")
+            for name in ("train", "tune", "evaluate"):
+                page.get_by_text(name, exact=True).first.wait_for(timeout=90_000)
+            page.screenshot(path=str(tmp_path / "mlflow-runs.png"))
+
+            page.goto(
+                f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs/{tune.info.run_id}"
+            )
+            page.get_by_text("best_dev_score", exact=True).first.wait_for(timeout=90_000)
+            page.get_by_text(best).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(tmp_path / "mlflow-tune-run.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "mlflow-runs.png").stat().st_size > 10_000
+    assert (tmp_path / "mlflow-tune-run.png").stat().st_size > 10_000
