@@ -60,6 +60,7 @@ def main() -> None:
         "tune": params.model_dump(),
     }
     with tracking.stage_run("tune", logged) as run:
+        tracking.log_split_inputs(schema, {split: SPLIT_FILES[split] for split in ("train", "dev")})
         study = tuning.create_study(params, base.seed)
         objective = make_objective(
             train_params, params.space, schema, train, dev, seed, run.info.run_id
