@@ -129,12 +129,15 @@ SMALL_PARAMS = {
         "mlp": {"hidden_sizes": [16]},
         "optim": {"epochs": 5, "batch_size": 32},
         "early_stopping": {"patience": 10},
+        "progress": "off",
     },
     "tune": {
         "method": "tpe",
         "n_trials": 2,
         "space": {"optim.lr": {"type": "float", "low": 0.001, "high": 0.01, "log": True}},
     },
+    "learning_curve": {"fractions": [0.5, 1.0]},
+    "evaluate": {"bootstrap": {"n_resamples": 100}},
 }
 STAGE_OUTPUTS = [
     paths.PREPARED_DATA,
@@ -159,6 +162,18 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def _small_params() -> dict[str, Any]:
+    """Every section with its defaults from stages/config.py (DVC needs each key it tracks),
+    overridden by SMALL_PARAMS."""
+    from stages import config
+
+    defaults = {name: model().model_dump(mode="json") for name, model in config.SECTIONS.items()}
+    params = _merge(defaults, SMALL_PARAMS)
+    for name, raw in params.items():
+        config.parse_section(name, raw)
+    return params
 
 
 def _copy_tracked_files(destination: Path) -> None:
@@ -215,6 +230,11 @@ def _metric_bytes(repo: Path) -> dict[str, bytes]:
     }
 
 
+def _value(score: float | dict[str, float]) -> float:
+    """A test score, bare or with its bootstrap interval ({value, ci_low, ci_high})."""
+    return score["value"] if isinstance(score, dict) else score
+
+
 def _check_mlflow(repo: Path, commit: str) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -228,9 +248,8 @@ def _check_mlflow(repo: Path, commit: str) -> None:
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     top = {run.data.tags["stage"]: run for run in runs if tracking.PARENT_TAG not in run.data.tags}
     assert {"train", "tune", "evaluate"} <= set(top)
-    for run in runs:
-        assert run.data.tags["git_commit"] == commit
-        assert run.info.status == "FINISHED"
+    assert all(run.data.tags["git_commit"] == commit for run in runs)
+    assert all(run.info.status == "FINISHED" for run in top.values())
 
     assert top["train"].data.params["train.optim.epochs"] == "5"
     seed_runs = [
@@ -256,9 +275,7 @@ def _check_mlflow(repo: Path, commit: str) -> None:
 def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     _copy_tracked_files(repo)
-    with (repo / "params.yaml").open() as handle:
-        params = _merge(yaml.safe_load(handle), SMALL_PARAMS)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (repo / "params.yaml").write_text(yaml.safe_dump(_small_params(), sort_keys=False))
     _git(repo, "init", "-q")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "copy")
@@ -272,9 +289,9 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     evaluate = json.loads((repo / paths.EVALUATE_METRICS).read_text())
     assert evaluate["primary_metric"] == "accuracy"
     test_scores = evaluate["test"]
-    assert 0 <= test_scores["baseline"]["accuracy"] <= 0.5  # iris: 3 balanced classes
+    assert 0 <= _value(test_scores["baseline"]["accuracy"]) <= 0.5  # iris: 3 balanced classes
     assert 0 <= test_scores["model"]["mean"]["accuracy"]["mean"] <= 1
-    assert 0 <= test_scores["tuned"]["accuracy"] <= 1
+    assert 0 <= _value(test_scores["tuned"]["accuracy"]) <= 1
     tune = json.loads((repo / paths.TUNE_METRICS).read_text())
     assert tune["n_trials"] == 2
     _check_mlflow(repo, commit)
