@@ -114,9 +114,9 @@ def main() -> None:
         for run in fitted:
             save_model(run.model, preprocessor, seed_dir(tmp, run.seed))
     io.write_json(TRAIN_METRICS, summary)
-    shutil.rmtree(CHECKPOINT_DIR, ignore_errors=True)  # outputs are complete: nothing to resume
     io.write_csv(TRAIN_HISTORY, pd.DataFrame(fitted[0].history))
     io.write_csv(LEARNING_CURVE, pd.DataFrame(curve, columns=learning_curve.COLUMNS))
+    shutil.rmtree(CHECKPOINT_DIR, ignore_errors=True)  # outputs are complete: nothing to resume
 
     from stages import tracking  # MLflow last: a failed log never hides the outputs
 

@@ -1,0 +1,320 @@
+"""Issue 3's training features on real code paths: models, imbalance, augmentation,
+schedules, determinism and resume after a real kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from sklearn.datasets import load_breast_cancer, make_classification
+
+from stages import config, training
+from stages.augment import make_augment
+from stages.config import AugmentParams, ScheduleParams
+from stages.errors import UserError
+from stages.features import fit_preprocessor
+from stages.fitting import fit_and_score, resample
+from stages.models import MODEL_NAMES, load_model, save_model
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def train_params(**overrides) -> config.TrainParams:
+    raw = {
+        "seeds": [0],
+        "checkpoint": False,
+        "progress": "off",
+        "optim": {"epochs": 30},
+        "early_stopping": {"patience": 5},
+    }
+    for key, value in overrides.items():
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return config.parse_section("train", raw)
+
+
+def split_arrays(features, labels, seed=0):
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(labels))
+    cut = int(0.7 * len(labels))
+    train, dev = order[:cut], order[cut:]
+    return (features[train].astype(np.float32), labels[train]), (
+        features[dev].astype(np.float32),
+        labels[dev],
+    )
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    features, labels = make_classification(
+        n_samples=300, n_features=6, n_informative=4, n_classes=3, random_state=0
+    )
+    schema = {"task": "classification", "classes": [0, 1, 2], "image_shape": None}
+    return schema, *split_arrays(features, labels)
+
+
+@pytest.fixture(scope="module")
+def regression_data():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(300, 4))
+    target = features @ np.array([2.0, -1.0, 0.5, 0.0]) + 10 + rng.normal(scale=0.1, size=300)
+    schema = {"task": "regression", "classes": None, "image_shape": None}
+    return schema, *split_arrays(features, target.astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    schema = {"task": "classification", "classes": list(range(10)), "image_shape": [1, 8, 8]}
+    return schema, *split_arrays(bunch.data, bunch.target)
+
+
+TABULAR = [name for name in MODEL_NAMES if name != "cnn"]
+
+
+@pytest.mark.parametrize("name", TABULAR, ids=TABULAR)
+def test_every_model_learns_and_round_trips(name, blobs, regression_data, tmp_path):
+    schema, train, dev = regression_data if name == "linear_regression" else blobs
+    fitted = fit_and_score(train_params(model=name), schema, 0, train, dev)
+    primary = "accuracy" if schema["task"] == "classification" else "r2"
+    assert fitted.dev_scores[primary] > (0.6 if primary == "accuracy" else 0.9)
+    assert fitted.history and {"train_loss", "dev_loss"} <= set(fitted.history[0])
+    frame = pd.DataFrame(train[0], columns=[f"f{i}" for i in range(train[0].shape[1])])
+    feature_schema = {"features": [{"name": c} for c in frame.columns]}
+    save_model(fitted.model, fit_preprocessor(frame, feature_schema), tmp_path / name)
+    loaded = load_model(tmp_path / name)
+    np.testing.assert_allclose(loaded.predict(dev[0]), fitted.model.predict(dev[0]), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mlp", "svm", "random_forest", "hist_gradient_boosting"])
+def test_regression_models(name, regression_data):
+    schema, train, dev = regression_data
+    fitted = fit_and_score(train_params(model=name, **{"optim.epochs": 60}), schema, 0, train, dev)
+    assert fitted.dev_scores["r2"] > 0.8
+    assert {"rmse", "mae", "r2"} <= set(fitted.dev_scores)
+
+
+def test_cnn_needs_image_shaped_data(blobs):
+    schema, train, dev = blobs
+    with pytest.raises(UserError, match=r"train.model: cnn needs image-shaped data"):
+        fit_and_score(train_params(model="cnn"), schema, 0, train, dev)
+
+
+def test_augment_needs_image_shaped_data(blobs):
+    schema, train, dev = blobs
+    with pytest.raises(UserError, match=r"train.augment.enabled: augmentation needs image"):
+        fit_and_score(train_params(**{"augment.enabled": True}), schema, 0, train, dev)
+
+
+def test_imbalance_on_regression_is_refused(regression_data):
+    schema, train, dev = regression_data
+    with pytest.raises(UserError, match=r"train.imbalance: .* got 'oversample'"):
+        fit_and_score(train_params(imbalance="oversample"), schema, 0, train, dev)
+
+
+def test_cnn_with_augmentation_learns_digits(digits):
+    schema, train, dev = digits
+    params = train_params(model="cnn", **{"augment.enabled": True, "optim.epochs": 8})
+    fitted = fit_and_score(params, schema, 0, train, dev)
+    assert fitted.dev_scores["accuracy"] > 0.9
+
+
+def test_augment_is_seeded_and_keeps_shape():
+    batch = torch.rand(16, 64) * 16
+    augment = make_augment(AugmentParams(enabled=True, noise=0.1), [1, 8, 8], pixel_std=5.0)
+    first = augment(batch, torch.Generator().manual_seed(3))
+    second = augment(batch, torch.Generator().manual_seed(3))
+    assert first.shape == batch.shape
+    assert torch.equal(first, second)
+    assert not torch.equal(first, batch)
+    identity = make_augment(AugmentParams(enabled=True, shift=0, rotate=0, noise=0), [1, 8, 8], 1)
+    assert torch.allclose(identity(batch, torch.Generator()), batch, atol=1e-5)
+    assert make_augment(AugmentParams(enabled=False), [1, 8, 8], 1.0) is None
+
+
+def test_resample_balances_train_only():
+    labels = np.array([0] * 95 + [1] * 5)
+    features = np.arange(100, dtype=np.float32)[:, None]
+    over = resample((features, labels), "oversample", 0)
+    under = resample((features, labels), "undersample", 0)
+    assert np.bincount(over[1]).tolist() == [95, 95]
+    assert np.bincount(under[1]).tolist() == [5, 5]
+    assert resample((features, labels), "none", 0)[1] is labels
+
+
+@pytest.mark.parametrize("model", ["mlp", "logistic_regression"])
+def test_imbalance_raises_minority_recall(model):
+    features, labels = make_classification(
+        n_samples=2000,
+        n_features=8,
+        n_informative=3,
+        weights=[0.95, 0.05],
+        class_sep=0.6,
+        flip_y=0,
+        random_state=1,
+    )
+    schema = {"task": "classification", "classes": [0, 1], "image_shape": None}
+    train, dev = split_arrays(features, labels)
+    recall = {}
+    for strategy in ("none", "class_weight", "oversample"):
+        fitted = fit_and_score(train_params(model=model, imbalance=strategy), schema, 0, train, dev)
+        recall[strategy] = fitted.dev_recall["1"]
+    assert recall["class_weight"] > recall["none"]
+    assert recall["oversample"] > recall["none"]
+
+
+@pytest.mark.parametrize("strategy", ["none", "class_weight", "oversample", "undersample"])
+def test_imbalance_strategies_on_breast_cancer(strategy):
+    bunch = load_breast_cancer()
+    schema = {"task": "classification", "classes": [0, 1], "image_shape": None}
+    train, dev = split_arrays(bunch.data, bunch.target)
+    fitted = fit_and_score(train_params(imbalance=strategy), schema, 0, train, dev)
+    assert fitted.dev_scores["accuracy"] > 0.9
+    assert set(fitted.dev_recall) == {"0", "1"}
+
+
+@pytest.mark.parametrize("kind", ["step", "cosine", "plateau"])
+def test_schedules_lower_the_learning_rate(kind):
+    net = torch.nn.Linear(2, 1)
+    optim = config.OptimParams(lr=0.1)
+    optimizer = training.make_optimizer(net, optim)
+    scheduler = training.make_scheduler(
+        optimizer, ScheduleParams(kind=kind, step_size=2, patience=1), epochs=10
+    )
+    for _ in range(6):
+        scheduler.step(1.0) if kind == "plateau" else scheduler.step()
+    assert optimizer.param_groups[0]["lr"] < 0.1
+
+
+def test_no_schedule_is_none():
+    net = torch.nn.Linear(2, 1)
+    optimizer = training.make_optimizer(net, config.OptimParams())
+    assert training.make_scheduler(optimizer, ScheduleParams(kind="none"), 10) is None
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_optimizers_and_clipping_train(optimizer, blobs):
+    schema, train, dev = blobs
+    params = train_params(
+        **{
+            "optim.optimizer": optimizer,
+            "optim.grad_clip": 1.0,
+            "optim.lr": 0.01,
+            "schedule.kind": "cosine",
+        }
+    )
+    assert fit_and_score(params, schema, 0, train, dev).dev_scores["accuracy"] > 0.6
+
+
+def test_l1_penalty_shrinks_weights(blobs):
+    schema, train, dev = blobs
+    plain = fit_and_score(train_params(), schema, 0, train, dev).model
+    sparse = fit_and_score(train_params(**{"optim.l1": 0.01}), schema, 0, train, dev).model
+    assert training.l1_penalty(sparse.net) < training.l1_penalty(plain.net)
+
+
+def test_best_epoch_is_reported_not_last(blobs):
+    schema, train, dev = blobs
+    fitted = fit_and_score(
+        train_params(**{"optim.epochs": 60, "optim.lr": 0.05}), schema, 0, train, dev
+    )
+    best = fitted.history[fitted.best_epoch - 1]
+    assert best["dev_loss"] == min(row["dev_loss"] for row in fitted.history)
+
+
+def test_progress_falls_back_to_log_lines_without_a_terminal(monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert training.resolve_progress("auto") == "log"
+    assert training.resolve_progress("off") == "off"
+
+
+# --- stage-level: determinism and resume after a real kill -------------------------------
+
+
+def stage_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return env
+
+
+def run_stage(name: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", f"stages.{name}"],
+        cwd=cwd,
+        env=stage_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def workspace(path: Path, train: dict) -> Path:
+    path.mkdir()
+    params = {"prepare": {"source": "sklearn:digits"}, "train": train,
+              "learning_curve": {"fractions": []}}
+    (path / "params.yaml").write_text(yaml.safe_dump(params))
+    for stage in ("prepare", "split"):
+        result = run_stage(stage, path)
+        assert result.returncode == 0, result.stderr
+    return path
+
+
+RESUME_TRAIN = {
+    "model": "mlp",
+    "seeds": [0],
+    "progress": "log",
+    "checkpoint": True,
+    "mlp": {"hidden_sizes": [256]},
+    "optim": {"epochs": 40},
+    "early_stopping": {"patience": 100},
+}
+
+
+def test_train_is_byte_identical_and_resumes_after_kill(tmp_path):
+    reference = workspace(tmp_path / "reference", RESUME_TRAIN)
+    result = run_stage("train", reference)
+    assert result.returncode == 0, result.stderr
+    assert not (reference / ".checkpoints/train").exists()  # removed once outputs are complete
+
+    killed = workspace(tmp_path / "killed", RESUME_TRAIN)
+    checkpoint = killed / ".checkpoints/train/seed-0.pt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stages.train"],
+        cwd=killed,
+        env=stage_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # a few epochs in
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    state = torch.load(checkpoint, weights_only=True)
+    assert 1 <= state["epoch"] < 40, "the kill must land mid-training"
+
+    resumed = run_stage("train", killed)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from checkpoint {checkpoint.relative_to(killed)} at epoch" in resumed.stderr
+
+    for relative in (
+        "models/model/seed-0/weights.pt",
+        "metrics/train.json",
+        "metrics/train_history.csv",
+    ):
+        assert (killed / relative).read_bytes() == (reference / relative).read_bytes(), relative
