@@ -177,8 +177,10 @@ def _small_params() -> dict[str, Any]:
 
 
 def _copy_tracked_files(destination: Path) -> None:
+    """Tracked files plus new ones git does not ignore: the tree a commit of the work would hold."""
+    command = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
     listed = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True, timeout=60
+        command, cwd=REPO_ROOT, capture_output=True, check=True, timeout=60
     ).stdout.decode()
     for name in filter(None, listed.split("\0")):
         source = REPO_ROOT / name
