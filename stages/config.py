@@ -257,7 +257,7 @@ class SpaceParam(Section):
 
 # Dev metrics a study can optimize (per task: see stages/tuning.py METRIC_DIRECTIONS).
 TUNE_METRICS = ("auto", "accuracy", "macro_f1", "log_loss", "r2", "rmse", "mse", "mae")
-STORAGE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg2://")
+STORAGE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg2://", "postgresql+psycopg://")
 
 
 class TuneParams(Section):
@@ -274,6 +274,7 @@ class TuneParams(Section):
     n_jobs: Annotated[int, Field(ge=1, le=64)] = 1
     storage: str | None = None  # null: in memory; sqlite:///file.db or postgresql://...
     study_name: Annotated[str, Field(min_length=1, max_length=200)] = "reprotrain"
+    fixed: dict[str, Any] = {}  # train.* values every trial uses (searched: none)
     space: dict[str, SpaceParam] = {}
 
     @model_validator(mode="after")
@@ -290,8 +291,7 @@ class TuneParams(Section):
     def _known_storage(cls, storage: str | None) -> str | None:
         if storage is not None and not storage.startswith(STORAGE_SCHEMES):
             raise ValueError(
-                f"must be null or a URL starting with {', '.join(STORAGE_SCHEMES)}, "
-                f"got {storage!r}"
+                f"must be null or a URL starting with {', '.join(STORAGE_SCHEMES)}, got {storage!r}"
             )
         return storage
 

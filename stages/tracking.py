@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -28,6 +29,10 @@ EXPERIMENT = "reprotrain"
 PACKAGE_DIR = Path(__file__).resolve().parent
 PARENT_TAG = "mlflow.parentRunId"
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+RETRIES = 8  # attempts of a store call while the database is busy (SQLite: 'locked')
+# Tuning trials log from several threads: one MLflow call at a time per process keeps a
+# SQLite store from answering 'database is locked' (other processes: retried with backoff).
+_CLIENT_LOCK = threading.RLock()
 
 
 def repo_root() -> Path:
@@ -117,7 +122,7 @@ def stage_run(stage: str, params: dict[str, Any]) -> Iterator[mlflow.ActiveRun]:
 def log_params(run_id: str, params: dict[str, Any]) -> None:
     entries = [Param(key, value[:6000]) for key, value in flatten(params).items()]
     for start in range(0, len(entries), 100):
-        MlflowClient().log_batch(run_id, params=entries[start : start + 100])
+        client_call("log_batch", run_id, params=entries[start : start + 100])
 
 
 def log_metrics(run_id: str, values: dict[str, float], step: int = 0) -> None:
@@ -139,34 +144,64 @@ def log_history(run_id: str, history: list[dict[str, float]]) -> None:
     _log_metric_entries(run_id, entries)
 
 
+def client_call(method: str, *args: Any, **kwargs: Any) -> Any:
+    """One MlflowClient call: serialized across threads, retried while the store is busy."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(RETRIES):
+        try:
+            with _CLIENT_LOCK:
+                return getattr(MlflowClient(), method)(*args, **kwargs)
+        except MlflowException as exc:
+            if exc.error_code != "TEMPORARILY_UNAVAILABLE" or attempt == RETRIES - 1:
+                raise
+            log.warning("MLflow store busy (%s); retrying", str(exc).splitlines()[0][:80])
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 def _log_metric_entries(run_id: str, entries: list[Metric]) -> None:
-    client = MlflowClient()
     for start in range(0, len(entries), MAX_BATCH):
-        client.log_batch(run_id, metrics=entries[start : start + MAX_BATCH])
+        client_call("log_batch", run_id, metrics=entries[start : start + MAX_BATCH])
 
 
-def child_run(parent_run_id: str, name: str, stage: str) -> str:
+def child_run(parent_run_id: str, name: str, stage: str, tags: dict[str, str] | None = None) -> str:
     """A nested run under `parent_run_id`, safe from worker threads and processes."""
-    parent = MlflowClient().get_run(parent_run_id)
-    tags = {**run_tags(stage), PARENT_TAG: parent_run_id, "mlflow.runName": name}
-    run = MlflowClient().create_run(parent.info.experiment_id, tags=tags, run_name=name)
+    parent = client_call("get_run", parent_run_id)
+    all_tags = {
+        **run_tags(stage),
+        PARENT_TAG: parent_run_id,
+        "mlflow.runName": name,
+        **(tags or {}),
+    }
+    run = client_call("create_run", parent.info.experiment_id, tags=all_tags, run_name=name)
     return run.info.run_id
 
 
+def run_status(run_id: str) -> str | None:
+    """RUNNING, FINISHED, FAILED or KILLED; None when the store has no such run."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client_call("get_run", run_id).info.status
+    except MlflowException:
+        return None
+
+
 def end_run(run_id: str, status: str = "FINISHED") -> None:
-    MlflowClient().set_terminated(run_id, status=status)
+    client_call("set_terminated", run_id, status=status)
 
 
 def set_tags(run_id: str, tags: dict[str, str]) -> None:
-    MlflowClient().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    client_call("log_batch", run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
 def log_artifact(run_id: str, path: Path, folder: str | None = None) -> None:
-    MlflowClient().log_artifact(run_id, str(path), artifact_path=folder)
+    client_call("log_artifact", run_id, str(path), artifact_path=folder)
 
 
 def log_figure(run_id: str, figure: Any, filename: str) -> None:
-    MlflowClient().log_figure(run_id, figure, filename)
+    client_call("log_figure", run_id, figure, filename)
 
 
 def log_model(model_dir: Path, schema: dict[str, Any], example: Any, name: str = "model") -> Any:
