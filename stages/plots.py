@@ -164,8 +164,19 @@ def residuals_figure(table: Any, title: str) -> Any:
 def tuning_history_figure(trials: Any, best: list[float], metric: str) -> Any:
     """Dev score of each tuning trial and the best score found so far."""
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    axis.scatter(trials["trial"], trials["dev_score"], s=20, label="trial")
+    scored = trials["dev_score"].notna()
+    axis.scatter(trials["trial"][scored], trials["dev_score"][scored], s=20, label="trial")
     axis.step(trials["trial"], best, where="post", color="black", label="best so far")
+    if not scored.all():  # pruned or failed: no dev score; marked along the bottom edge
+        states = sorted(set(trials["state"][~scored])) if "state" in trials else ["no score"]
+        axis.scatter(
+            trials["trial"][~scored],
+            [0.03] * int((~scored).sum()),
+            marker="x",
+            color="grey",
+            transform=axis.get_xaxis_transform(),
+            label=f"{' / '.join(states)} (no dev score)",
+        )
     axis.set(xlabel="trial", ylabel=f"dev {metric}", title="Tuning history (dev only)")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     _finish(axis)
