@@ -89,3 +89,18 @@ def test_calibration_axis_names_what_is_measured(binary: bool) -> None:
     labels = " ".join(axis.get_xlabel() + axis.get_ylabel() for axis in figure.axes)
     assert ("positive" in labels) is binary
     plots.save(figure, Path("/dev/null"))
+
+
+def test_tuning_history_marks_trials_without_a_score() -> None:
+    trials = pd.DataFrame(
+        {
+            "trial": [0, 1, 2],
+            "state": ["complete", "pruned", "complete"],
+            "dev_score": [0.8, None, 0.9],
+        }
+    )
+    best = curves.best_so_far(trials["dev_score"].astype(float).tolist())
+    figure = plots.tuning_history_figure(trials, best, "accuracy")
+    labels = figure.axes[0].get_legend_handles_labels()[1]
+    assert labels == ["trial", "best so far", "pruned (no dev score)"]
+    plots.save(figure, Path("/dev/null"))
