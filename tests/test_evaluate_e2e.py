@@ -189,7 +189,8 @@ def test_inputs_and_registered_champion(diabetes: dict[str, Any]) -> None:
     experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     top = {r.data.tags["stage"]: r for r in runs if tracking.PARENT_TAG not in r.data.tags}
-    for stage, splits in {"train": {"train", "dev"}, "evaluate": {"test"}}.items():
+    stages = {"train": {"train", "dev"}, "tune": {"train", "dev"}, "evaluate": {"test"}}
+    for stage, splits in stages.items():
         inputs = top[stage].inputs.dataset_inputs
         assert {i.dataset.name for i in inputs} == {f"diabetes-{s}" for s in splits}, stage
         for item in inputs:
