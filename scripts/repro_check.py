@@ -198,16 +198,20 @@ def stale_stages(status: Mapping[str, list[Any]], lock: Mapping[str, Any]) -> li
 
     In a clean copy every output is missing, so "deleted" and "not in cache" are expected for
     paths the lock records; anything else (modified, new, a changed command or param, a path or
-    stage the lock lacks) means the lock was not regenerated after a change.
+    stage the lock lacks) means the lock was not regenerated after a change. Entries of `.dvc`
+    files (data tracked outside the pipeline) are not in dvc.lock; only their changes count.
     """
     locked = lock.get("stages", {})
     reasons: list[str] = []
     for stage, entries in status.items():
-        if stage not in locked:
+        tracked_file = stage.endswith(".dvc")
+        if not tracked_file and stage not in locked:
             reasons.append(f"{stage}: not in dvc.lock")
             continue
         recorded = {
-            item["path"] for kind in ("deps", "outs") for item in locked[stage].get(kind, [])
+            item["path"]
+            for kind in ("deps", "outs")
+            for item in locked.get(stage, {}).get(kind, [])
         }
         for entry in entries:
             if isinstance(entry, str):
@@ -221,7 +225,7 @@ def stale_stages(status: Mapping[str, list[Any]], lock: Mapping[str, Any]) -> li
                             reasons.append(f"{stage}: param {param} in {path} {what}")
                     elif change not in EXPECTED_IN_CLEAN_COPY:
                         reasons.append(f"{stage}: {kind} {path} {change}")
-                    elif path not in recorded:
+                    elif not tracked_file and path not in recorded:
                         reasons.append(f"{stage}: {kind} {path} not recorded in dvc.lock")
     return reasons
 
@@ -233,7 +237,7 @@ def run(cmd: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> str:
     except OSError as exc:
         raise CheckError(f"{cmd[0]}: {exc.strerror}") from exc
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        last = ((done.stderr + done.stdout).strip().splitlines() or ["(no output)"])[-1]
         raise CheckError(f"`{' '.join(cmd)}` failed (exit {done.returncode}): {last}")
     return done.stdout
 

@@ -122,6 +122,13 @@ def test_changed_code_params_command_and_metrics_are_stale(rc):
     ]
 
 
+def test_data_tracked_by_a_dvc_file_is_not_a_lock_stage(rc):
+    status = {"data/raw.dvc": [{"changed outs": {"data/raw": "not in cache"}}]}
+    assert rc.stale_stages(status, LOCK) == []
+    status = {"data/raw.dvc": [{"changed outs": {"data/raw": "modified"}}]}
+    assert rc.stale_stages(status, LOCK) == ["data/raw.dvc: changed outs data/raw modified"]
+
+
 def test_stages_and_paths_the_lock_does_not_record_are_stale(rc):
     status = {
         "split": [{"changed deps": {"data/prepared": "deleted", "data/extra.csv": "deleted"}}],
