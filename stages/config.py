@@ -7,6 +7,7 @@ given, before the stage writes anything.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -352,13 +353,31 @@ SECTIONS: dict[str, type[Section]] = {
 }
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 floats: `1e-3` is a number (PyYAML's YAML 1.1 reads it as a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
 def read_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
     """Read the raw params mapping; a missing or malformed file is a UserError."""
     if not path.exists():
         raise UserError(f"{path}: file not found (run from the repository root)")
     try:
         with path.open() as handle:
-            raw = yaml.safe_load(handle)
+            raw = yaml.load(handle, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
     if raw is None:

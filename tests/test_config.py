@@ -223,3 +223,12 @@ def test_leaf_keys_are_dotted_train_hyperparameters() -> None:
         keys
     )
     assert "optim" not in keys
+
+
+def test_exponent_floats_without_a_dot_are_numbers(tmp_path):
+    """YAML 1.2 (as DVC reads it): `lr: 1e-3` is a float, not the string '1e-3'."""
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  optim:\n    lr: 1e-3\n    weight_decay: 5E-4\n")
+    (train,) = config.load("train", path=path)
+    assert train.optim.lr == 0.001
+    assert train.optim.weight_decay == 0.0005
