@@ -205,6 +205,11 @@ def feature_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index)
 
 
+def example_frame(path: Path, schema: dict[str, Any], rows: int = 5) -> pd.DataFrame:
+    """The first rows of a split file as `feature_frame`: an input example for MLflow."""
+    return feature_frame(tables.read_head(path, rows), schema)
+
+
 def encode_target(frame: pd.DataFrame, schema: dict[str, Any]) -> np.ndarray:
     """The target as class indices (int64) or floats (float32)."""
     target = frame[schema["target"]]

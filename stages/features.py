@@ -44,6 +44,7 @@ TRUSTED_TYPES = frozenset({"numpy.dtype"})
 DATE_PARTS = ("year", "month", "day", "weekday", "epoch_days")
 MISSING = "__missing__"
 CHUNK_ROWS = 1 << 16  # transform in row chunks: bounded temporary memory
+NUMERIC_PART = 16  # numeric columns fitted together
 
 
 class Preprocessor:
@@ -96,7 +97,7 @@ class Preprocessor:
         categorical = self._categorical_columns()
         if not categorical:
             return {}
-        encoder = self.transformer.named_transformers_["category"][-1]
+        encoder = _unfrozen(self.transformer.named_transformers_["category"])[-1]
         unseen = {}
         for column, known in zip(categorical, encoder.categories_, strict=True):
             values = pd.Series(frame[column].dropna().unique()).astype(str)
@@ -144,23 +145,27 @@ class Preprocessor:
 def expand(
     frame: pd.DataFrame, columns: list[str], kinds: dict[str, str], where: str = "input"
 ) -> pd.DataFrame:
-    """The columns as the ColumnTransformer sees them: numbers, or text for categories."""
+    """The columns as the ColumnTransformer sees them: numbers, or text for categories.
+
+    Float and text columns are passed on without a copy; only dates, bools and integers
+    are converted.
+    """
     parts: dict[str, Any] = {}
     for column in columns:
         kind = kinds[column]
         series = tables.coerce(frame[column], kind, f"{where}: column {column!r}")
         if kind == "numeric":
-            parts[column] = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            parts[column] = series if series.dtype == np.float64 else series.astype(np.float64)
         elif kind == "bool":
-            parts[column] = series.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+            parts[column] = series.astype("Float64").astype(np.float64)
         elif kind == "date":
             parts.update(date_parts(series, column))
         else:
-            parts[column] = series.astype(object).to_numpy()
-    return pd.DataFrame(parts, index=None, copy=False)
+            parts[column] = series
+    return pd.DataFrame(parts, copy=False)
 
 
-def date_parts(series: pd.Series, column: str) -> dict[str, np.ndarray]:
+def date_parts(series: pd.Series, column: str) -> dict[str, pd.Series]:
     """A date column as year, month, day, weekday and days since 1970-01-01."""
     dates = series.dt
     epoch_days = (series - pd.Timestamp(0)) / pd.Timedelta(days=1)
@@ -172,7 +177,9 @@ def date_parts(series: pd.Series, column: str) -> dict[str, np.ndarray]:
         "epoch_days": epoch_days,
     }
     return {
-        f"{column}__{part}": values[part].to_numpy(dtype=np.float64, na_value=np.nan)
+        f"{column}__{part}": pd.Series(
+            values[part].to_numpy(dtype=np.float64, na_value=np.nan), index=series.index
+        )
         for part in DATE_PARTS
     }
 
@@ -211,8 +218,7 @@ def fit_preprocessor(
             f"exclusions that keep at least one of {', '.join(names[:10])}"
         )
     used = {column: kinds[column] for column in columns}
-    transformer = build_transformer(used, params)
-    transformer.fit(expand(train, columns, used, "train split"))
+    transformer = fit_transformer(expand(train, columns, used, "train split"), used, params)
     preprocessor = Preprocessor(transformer, columns, used, dropped, schema)
     log.info(
         "features: %d columns -> %d model inputs (%d dropped, %d excluded)",
@@ -245,9 +251,37 @@ def _identifier_like(series: pd.Series, params: Any) -> str | None:
     )
 
 
-def build_transformer(kinds: dict[str, str], params: Any) -> Any:
-    """The unfitted ColumnTransformer for columns of these kinds, per FeaturesParams."""
+def fit_transformer(expanded: pd.DataFrame, kinds: dict[str, str], params: Any) -> Any:
+    """A ColumnTransformer fitted on `expanded` (the whole training split), part by part.
+
+    `ColumnTransformer.fit` would also build the transformed training matrix (in float64)
+    and throw it away. Instead each part is fitted on its own columns and frozen
+    (`FrozenEstimator`), so the ColumnTransformer only records the layout, from two rows.
+    """
     from sklearn.compose import ColumnTransformer
+    from sklearn.frozen import FrozenEstimator
+
+    parts = []
+    for name, pipeline, columns in build_parts(kinds, params):
+        pipeline.fit(expanded[columns])
+        parts.append((name, FrozenEstimator(pipeline), columns))
+    transformer = ColumnTransformer(
+        parts, remainder="drop", sparse_threshold=0.0, verbose_feature_names_out=False
+    )
+    transformer.fit(expanded.head(2))
+    try:
+        transformer.get_feature_names_out()
+    except ValueError:  # two parts made the same output name: prefix them with the part
+        transformer.verbose_feature_names_out = True
+    return transformer
+
+
+def build_parts(kinds: dict[str, str], params: Any) -> list[tuple[str, Any, list[str]]]:
+    """(name, unfitted pipeline, columns) per part, in output order, per FeaturesParams.
+
+    Numeric columns come in parts of at most NUMERIC_PART columns, so fitting holds a
+    copy of a few columns at a time, never of the whole table.
+    """
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
 
@@ -260,33 +294,33 @@ def build_transformer(kinds: dict[str, str], params: Any) -> Any:
     booleans = [column for column, kind in kinds.items() if kind == "bool"]
     categorical = [column for column, kind in kinds.items() if kind == "category"]
 
-    strategy = "constant" if params.numeric_impute == "zero" else params.numeric_impute
-    numeric_steps: list[tuple[str, Any]] = [
-        (
-            "impute",
-            SimpleImputer(
-                strategy=strategy,
-                fill_value=0.0,
-                keep_empty_features=True,
-                add_indicator=params.missing_indicator,
-            ),
+    def numeric_pipeline() -> Any:
+        strategy = "constant" if params.numeric_impute == "zero" else params.numeric_impute
+        impute = SimpleImputer(
+            strategy=strategy,
+            fill_value=0.0,
+            keep_empty_features=True,
+            add_indicator=params.missing_indicator,
         )
-    ]
-    if params.scale != "none":
-        numeric_steps.append(("scale", _scaler(params.scale)))
+        steps: list[tuple[str, Any]] = [("impute", impute)]
+        if params.scale != "none":
+            steps.append(("scale", _scaler(params.scale)))
+        return Pipeline(steps)
+
     parts = []
-    if numeric:
-        parts.append(("numeric", Pipeline(numeric_steps), numeric))
+    for start in range(0, len(numeric), NUMERIC_PART):
+        name = "numeric" if start == 0 else f"numeric_{start // NUMERIC_PART + 1}"
+        parts.append((name, numeric_pipeline(), numeric[start : start + NUMERIC_PART]))
     if booleans:
         impute = SimpleImputer(strategy="most_frequent", keep_empty_features=True)
-        parts.append(("bool", impute, booleans))
+        parts.append(("bool", Pipeline([("impute", impute)]), booleans))
     if categorical:
         steps = [
             ("impute", SimpleImputer(strategy="constant", fill_value=MISSING)),
             ("encode", _encoder(params)),
         ]
         parts.append(("category", Pipeline(steps), categorical))
-    return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
+    return parts
 
 
 def _scaler(kind: str) -> Any:
@@ -314,6 +348,11 @@ def _encoder(params: Any) -> Any:
         sparse_output=False,
         dtype=np.float32,
     )
+
+
+def _unfrozen(part: Any) -> Any:
+    """The fitted pipeline inside a FrozenEstimator (or the part itself)."""
+    return getattr(part, "estimator", part)
 
 
 def trusted(name: str) -> bool:

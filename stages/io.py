@@ -7,6 +7,7 @@ place, so a stage killed at any moment leaves the previous file or none.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import hashlib
 import json
@@ -38,6 +39,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would give
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -51,6 +53,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 -> what mkdir() would give
         old = path.with_name(f".{path.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         if path.exists():
@@ -59,6 +62,13 @@ def atomic_dir(path: Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: Path, text: str) -> None:
@@ -95,8 +105,24 @@ def write_parquet(path: Path, frame: pd.DataFrame, rows: np.ndarray | None = Non
     schema = pa.Schema.from_pandas(frame, preserve_index=False)
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         for chunk in chunks:
-            table = pa.Table.from_pandas(frame.iloc[chunk], schema=schema, preserve_index=False)
+            part = _used_categories(frame.iloc[chunk])
+            table = pa.Table.from_pandas(part, schema=schema, preserve_index=False)
             writer.write_table(table, row_group_size=PARQUET_CHUNK_ROWS)
+
+
+def _used_categories(part: pd.DataFrame) -> pd.DataFrame:
+    """Categoricals with more categories than rows keep only the used ones.
+
+    Each row group stores its column's dictionary: without this, an identifier-like
+    column would store all of its values again in every row group.
+    """
+    import pandas as pd
+
+    for column in part.columns:
+        series = part[column]
+        if isinstance(series.dtype, pd.CategoricalDtype) and len(series.cat.categories) > len(part):
+            part[column] = series.cat.remove_unused_categories()
+    return part
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:

@@ -3,7 +3,8 @@
 Every feature column has one of four kinds: `numeric` (integers, floats), `bool`, `date`
 (dates and timestamps) and `category` (text). Text is held as a pandas categorical, so a
 million rows of a ten-valued column cost a million small integer codes, not a million
-Python strings. Files are read with pyarrow (multi-threaded, no intermediate copies).
+Python strings (identifier-like text stays Arrow-backed strings). Files are read with
+pyarrow, CSV streamed block by block, so memory stays near the size of the data.
 """
 
 from __future__ import annotations
@@ -50,27 +51,83 @@ def read_table(path: Path, column_types: Mapping[str, str] | None = None) -> pd.
         raise UserError(f"{path}: data file not found")
     if path.stat().st_size == 0:
         raise UserError(f"{path}: file is empty; expected a {path.suffix} table with a header")
+    use_lean_memory_pool()
     column_types = dict(column_types or {})
-    table = _read_arrow(path, column_types)
+    table, restore = _read_arrow(path, column_types)
+    _check_names(path, table.column_names)
     if table.num_rows == 0:
         raise UserError(f"{path}: file has no data rows")
-    _check_names(path, table.column_names)
     unknown = [name for name in column_types if name not in table.column_names]
     if unknown:
         raise UserError(
             f"params.yaml: prepare.column_types: unknown column {unknown[0]!r} in {path}; "
             f"columns are: {', '.join(table.column_names[:20])}"
         )
-    frame = to_frame(_normalize(path, table))
+    table = _normalize(path, table)  # rebinding drops the old table: freed as it converts
+    frame = to_frame(table)
+    del table
+    for name, how in restore.items():
+        frame[name] = _restore(frame[name], how, f"{path}: column {name!r}")
     for name, kind in column_types.items():
         frame[name] = coerce(frame[name], kind, f"{path}: column {name!r}")
     return frame
 
 
-def to_frame(table: Any) -> pd.DataFrame:
-    """An arrow table -> pandas, freeing arrow buffers as columns convert."""
+def use_lean_memory_pool() -> None:
+    """Arrow on jemalloc, returning freed memory at once (when this pyarrow has it).
+
+    The default pool keeps freed blocks for reuse: reading a large file would leave the
+    process holding several times the data it still uses.
+    """
     import pyarrow as pa
 
+    try:
+        pool = pa.jemalloc_memory_pool()
+        pa.jemalloc_set_decay_ms(0)
+    except (NotImplementedError, pa.ArrowNotImplementedError):
+        return
+    pa.set_memory_pool(pool)
+
+
+def _restore(series: pd.Series, how: str, where: str) -> pd.Series:
+    """Undo what streaming needed: whole floats back to integers; late text kinded."""
+    if how == "integer":
+        values = series.to_numpy()
+        if not np.isnan(values).any() and np.all(np.mod(values, 1) == 0):
+            return series.astype(np.int64)
+        return series
+    kind = text_kind(series)
+    return series if kind == "category" else coerce(series, kind, where)
+
+
+def text_kind(series: pd.Series) -> str:
+    """The kind a text column's values all fit: numeric, bool, date, else category."""
+    values = pd.Series(series.dropna().unique()).astype(str)
+    if values.empty:
+        return "category"
+    if pd.to_numeric(values, errors="coerce").notna().all():
+        return "numeric"
+    if values.str.strip().str.lower().isin(TRUE_TEXT | FALSE_TEXT).all():
+        return "bool"
+    if pd.to_datetime(values, errors="coerce", format="ISO8601").notna().all():
+        return "date"
+    return "category"
+
+
+def to_frame(table: Any) -> pd.DataFrame:
+    """An arrow table -> pandas, freeing arrow buffers as columns convert.
+
+    Text with few distinct values becomes a categorical; identifier-like text (more
+    distinct values than half the rows) stays Arrow-backed strings, which cost far less
+    than a categorical whose categories are as many as its rows.
+    """
+    import pyarrow as pa
+
+    for index, column in enumerate(table.columns):
+        if pa.types.is_dictionary(column.type) and pa.types.is_string(column.type.value_type):
+            distinct = sum(len(chunk.dictionary) for chunk in column.chunks)
+            if distinct > table.num_rows / 2:
+                table = table.set_column(index, table.field(index).name, column.cast(pa.string()))
     return table.to_pandas(
         split_blocks=True,
         self_destruct=True,
@@ -81,12 +138,34 @@ def to_frame(table: Any) -> pd.DataFrame:
 
 def read_frame(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """A Parquet file written by this pipeline -> pandas, without a consolidating copy."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return to_frame(pq.read_table(path, columns=columns))
+    use_lean_memory_pool()
+    # Row group by row group: the reader buffers one group, not the whole file.
+    parquet = pq.ParquetFile(path, pre_buffer=False)
+    groups = [
+        parquet.read_row_group(index, columns=columns) for index in range(parquet.num_row_groups)
+    ]
+    table = pa.concat_tables(groups) if groups else parquet.schema_arrow.empty_table()
+    del groups, parquet
+    return to_frame(table)
 
 
-def _read_arrow(path: Path, column_types: Mapping[str, str]) -> Any:
+def read_head(path: Path, rows: int = 5) -> pd.DataFrame:
+    """The first `rows` rows of a Parquet file, without reading the rest."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    batch = next(parquet.iter_batches(batch_size=rows), None)
+    if batch is None:
+        return to_frame(parquet.schema_arrow.empty_table())
+    return to_frame(pa.Table.from_batches([batch]))
+
+
+def _read_arrow(path: Path, column_types: Mapping[str, str]) -> tuple[Any, dict[str, str]]:
+    """The file as an Arrow table, and the columns to re-kind after conversion."""
     import pyarrow as pa
 
     kind = FORMATS[path.suffix.lower()]
@@ -96,10 +175,11 @@ def _read_arrow(path: Path, column_types: Mapping[str, str]) -> Any:
         if kind == "PARQUET":
             import pyarrow.parquet as pq
 
-            return pq.read_table(path)
+            return pq.read_table(path), {}
         import pyarrow.json as pajson
 
-        return pajson.read_json(path, read_options=pajson.ReadOptions(block_size=_CSV_BLOCK))
+        options = pajson.ReadOptions(block_size=_CSV_BLOCK)
+        return pajson.read_json(path, read_options=options), {}
     except pa.ArrowInvalid as exc:
         raise UserError(_arrow_message(path, kind, str(exc))) from None
     except UserError:
@@ -108,23 +188,58 @@ def _read_arrow(path: Path, column_types: Mapping[str, str]) -> Any:
         raise UserError(f"{path}: not a valid {kind} file ({type(exc).__name__})") from None
 
 
-def _read_csv(path: Path, column_types: Mapping[str, str]) -> Any:
+def _read_csv(path: Path, column_types: Mapping[str, str]) -> tuple[Any, dict[str, str]]:
+    """Stream the CSV in blocks, dictionary-encoding text as it comes (bounded memory).
+
+    Types are inferred from the first block. Integers are read as floats (a later block
+    may hold 1.5; whole columns become integers again), and a column empty in the first
+    block as text, kinded afterwards from its values (see `_late_kinds`).
+    """
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     if _odd_quotes(path):
         raise UserError(f"{path}: not a valid CSV file (a quoted field is never closed)")
-    convert = pacsv.ConvertOptions(
-        strings_can_be_null=True,
+    read = pacsv.ReadOptions(block_size=_CSV_BLOCK)
+    options = {
+        "strings_can_be_null": True,
+        "true_values": ["true", "True", "TRUE"],
+        "false_values": ["false", "False", "FALSE"],
+    }
+    inferred = pacsv.open_csv(
+        path, read_options=read, convert_options=pacsv.ConvertOptions(**options)
+    ).schema
+    _check_names(path, inferred.names)
+    types = {}
+    for field in inferred:
         # Declared columns are read as text and converted by `coerce`, which names the
         # first bad value and its row.
-        column_types=dict.fromkeys(column_types, pa.string()),
-        true_values=["true", "True", "TRUE"],
-        false_values=["false", "False", "FALSE"],
+        if field.name in column_types or pa.types.is_null(field.type):
+            types[field.name] = pa.string()
+        elif pa.types.is_integer(field.type):
+            types[field.name] = pa.float64()
+    reader = pacsv.open_csv(
+        path, read_options=read, convert_options=pacsv.ConvertOptions(column_types=types, **options)
     )
-    return pacsv.read_csv(
-        path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK), convert_options=convert
-    )
+    batches = [_encode_text(batch) for batch in reader]
+    table = pa.Table.from_batches(batches) if batches else reader.schema.empty_table()
+    restore = {}
+    for name in types:
+        if name in column_types:
+            continue
+        restore[name] = "integer" if pa.types.is_integer(inferred.field(name).type) else "infer"
+    return table, restore
+
+
+def _encode_text(batch: Any) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = [
+        pc.dictionary_encode(column) if pa.types.is_string(column.type) else column
+        for column in batch.columns
+    ]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def _odd_quotes(path: Path, chunk: int = 1 << 24) -> bool:
@@ -150,7 +265,11 @@ def _arrow_message(path: Path, kind: str, text: str) -> str:
         index, row, arrow_type, value = conversion.groups()
         header = _csv_header(path)
         column = header[int(index)] if int(index) < len(header) else f"#{index}"
-        want = "true/false" if arrow_type == "bool" else "numeric"
+        want = {
+            "bool": "true/false",
+            "timestamp": KIND_WORDS["date"],
+            "date32": KIND_WORDS["date"],
+        }.get(arrow_type, "numeric")
         where = f" (line {int(row) + 1})" if row else ""
         return f"{path}: column {column!r} must be {want}, got {value!r}{where}"
     json_type = _JSON_TYPE.search(first)
@@ -296,6 +415,8 @@ def to_category(series: pd.Series) -> pd.Series:
         if categories.dtype == object or pd.api.types.is_string_dtype(categories.dtype):
             return series
         return series.cat.rename_categories([str(value) for value in categories])
+    if isinstance(series.dtype, pd.StringDtype):
+        return series  # text already (identifier-like columns are kept this way)
     values = series
     if pd.api.types.is_float_dtype(series.dtype):
         present = series.dropna()

@@ -126,7 +126,7 @@ def main() -> None:
         log_to_mlflow(run.info.run_id, summary, fitted)
         tracking.log_split_inputs(schema, {split: SPLIT_FILES[split] for split in ("train", "dev")})
         tracking.log_artifact(run.info.run_id, LEARNING_CURVE)
-        example = datasets.feature_frame(pd.read_parquet(SPLIT_FILES["train"]).head(5), schema)
+        example = datasets.example_frame(SPLIT_FILES["train"], schema)
         tracking.log_model(seed_dir(MODEL_DIR, fitted[0].seed), schema, example)
     primary = metrics.PRIMARY[task]
     log.info(

@@ -253,9 +253,7 @@ def coordinate(
         io.write_json(TUNE_METRICS, summary)
         io.write_csv(TUNE_TRIALS, pd.DataFrame(tuning.trials_table(study)))
         log_study(run_id, study, summary, search.base.seed)
-        example = datasets.feature_frame(
-            pd.read_parquet(SPLIT_FILES["train"]).head(5), search.schema
-        )
+        example = datasets.example_frame(SPLIT_FILES["train"], search.schema)
         tracking.log_model(TUNED_DIR, search.schema, example)
     log.info(
         "best dev %s %.4f (trial %d of %d; %s): %s",

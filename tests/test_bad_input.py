@@ -304,7 +304,7 @@ def _image_folder(root: Path) -> None:
         pytest.param(
             {"data.csv": "a,label\n1,0\n2,0,7\n"},
             {"source": "data.csv", "target": "label"},
-            r"data\.csv: not a valid CSV file \(CSV parse error: Expected 2 columns, got 3",
+            r"data\.csv: not a valid CSV file \(CSV parse error: Row #3: Expected 2 columns, got 3",
             id="invalid-csv",
         ),
         pytest.param(

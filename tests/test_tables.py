@@ -103,7 +103,7 @@ def test_column_types_override_inference(tmp_path: Path) -> None:
         pytest.param(
             "a,b\n1,2\n3\n",
             {},
-            r"bad\.csv: not a valid CSV file \(CSV parse error: Expected 2 columns, got 1",
+            r"bad\.csv: not a valid CSV file \(CSV parse error: Row #3: Expected 2 columns, got 1",
             id="ragged-rows",
         ),
         pytest.param(
@@ -121,13 +121,47 @@ def test_bad_csv(tmp_path: Path, content: str, types: dict, message: str) -> Non
         tables.read_table(path, types)
 
 
-def test_late_non_numeric_value_in_a_large_csv_is_found(tmp_path: Path) -> None:
-    # More than one parser block of numbers, then a word: the column is numbers with a typo.
-    path = tmp_path / "big.csv"
-    rows = "".join(f"{i},{i % 2}\n" for i in range(300_000))
+def test_text_among_numbers_in_the_first_block(tmp_path: Path) -> None:
+    path = tmp_path / "typo.csv"
+    rows = "".join(f"{i},{i % 2}\n" for i in range(1000))
     path.write_text("a,label\n" + rows + "n/a?,1\n")
     frame = tables.read_table(path)
-    assert tables.numeric_text_value(frame["a"]) == ("n/a?", 300_001)
+    assert tables.numeric_text_value(frame["a"]) == ("n/a?", 1001)
+
+
+@pytest.fixture
+def tiny_blocks(monkeypatch) -> None:
+    """CSV blocks of 64 bytes: types are inferred from the first few rows only."""
+    monkeypatch.setattr(tables, "_CSV_BLOCK", 64)
+
+
+def test_later_blocks_widen_integers_and_kind_late_columns(tmp_path: Path, tiny_blocks) -> None:
+    path = tmp_path / "late.csv"
+    head = "".join(f"{i},{i},,{i % 2}\n" for i in range(40))
+    path.write_text("a,b,late,label\n" + head + "1.5,41,2024-01-31,1\n")
+    frame = tables.read_table(path)
+    assert frame["a"].dtype == np.float64 and frame["a"].iloc[-1] == 1.5
+    assert frame["b"].dtype == np.int64 and frame["label"].dtype == np.int64
+    assert tables.kind_of(frame["late"]) == "date"
+    assert frame["late"].iloc[-1] == pd.Timestamp("2024-01-31")
+
+
+@pytest.mark.parametrize(
+    ("late_value", "message"),
+    [
+        pytest.param("abc", r"late\.csv: column 'a' must be numeric, got 'abc'", id="text"),
+        pytest.param("maybe", r"late\.csv: column 'c' must be true/false, got 'maybe'", id="bool"),
+    ],
+)
+def test_bad_value_in_a_later_block(tmp_path: Path, tiny_blocks, late_value, message) -> None:
+    path = tmp_path / "late.csv"
+    head = "".join(f"{i},true,{i % 2}\n" for i in range(40))
+    column = 0 if late_value == "abc" else 1
+    last = ["7", "false", "1"]
+    last[column] = late_value
+    path.write_text("a,c,label\n" + head + ",".join(last) + "\n")
+    with pytest.raises(UserError, match=message):
+        tables.read_table(path)
 
 
 def test_json_lines_with_changing_types(tmp_path: Path) -> None:
