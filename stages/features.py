@@ -44,7 +44,7 @@ TRUSTED_TYPES = frozenset({"numpy.dtype"})
 DATE_PARTS = ("year", "month", "day", "weekday", "epoch_days")
 MISSING = "__missing__"
 CHUNK_ROWS = 1 << 16  # transform in row chunks: bounded temporary memory
-NUMERIC_PART = 16  # numeric columns fitted together
+NUMERIC_PART = 8  # numeric columns fitted together (bounds the memory a fit borrows)
 
 
 class Preprocessor:

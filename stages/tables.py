@@ -32,6 +32,7 @@ FALSE_TEXT = frozenset({"false", "f", "no", "n", "0"})
 # A text column is taken as a numeric column with bad values when at least this share
 # of its distinct values are numbers (e.g. "1", "x2", "3").
 NUMERIC_TEXT_SHARE = 0.5
+SAMPLE = 10_000  # distinct values looked at first
 _CSV_BLOCK = 8 << 20
 
 
@@ -458,6 +459,11 @@ def numeric_text_value(series: pd.Series) -> tuple[Any, int] | None:
     else:
         return None
     if distinct.empty:
+        return None
+    # Identifier-like columns have as many distinct values as rows: decide on a sample.
+    if not pd.to_numeric(distinct.head(SAMPLE), errors="coerce").notna().mean() >= (
+        NUMERIC_TEXT_SHARE
+    ):
         return None
     numeric = pd.to_numeric(distinct, errors="coerce").notna()
     if numeric.all() or numeric.mean() < NUMERIC_TEXT_SHARE:

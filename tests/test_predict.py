@@ -212,3 +212,51 @@ def test_model_without_schema_is_refused(classifier: Path) -> None:
     new_rows(2).to_csv("new.csv", index=False)
     with pytest.raises(UserError, match=r"no schema\.json beside the model; allowed: a model"):
         predict.main(["--model", str(classifier), "--input", "new.csv", "--output", "p.csv"])
+
+
+@pytest.mark.e2e
+def test_stage_commands_end_to_end_on_mixed_csv(tmp_path: Path) -> None:
+    """prepare, split and train as commands on text/bool/date columns with gaps (MLflow
+    logs the model with a signature from such data), then predict from the saved model."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    repo = Path(__file__).resolve().parent.parent
+    params = {
+        "prepare": {"source": "customers.csv", "target": "label"},
+        "split": {"time_column": "signup"},
+        "features": {"scale": "standard", "exclude": ["visits"]},
+        "train": {"model": "logistic_regression", "seeds": [0], "device": "cpu"},
+        "learning_curve": {"fractions": []},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    customers().to_csv(tmp_path / "customers.csv", index=False)
+    new_rows(6).to_csv(tmp_path / "new.csv", index=False)
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    commands = [
+        ["stages.prepare"],
+        ["stages.split"],
+        ["stages.train"],
+        ["stages.predict", "--model", "models/model/seed-0", "--input", "new.csv"]
+        + ["--output", "out.parquet"],
+    ]
+    for command in commands:
+        result = subprocess.run(
+            [sys.executable, "-m", *command],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+    split_metrics = io.read_json(tmp_path / "metrics" / "split.json")
+    assert split_metrics["method"] == "time"
+    saved = io.read_json(tmp_path / "models" / "model" / "seed-0" / "schema.json")
+    assert saved["preprocessing"]["dropped"].keys() == {"email"}
+    assert "visits" not in saved["preprocessing"]["columns"]
+    result = pd.read_parquet(tmp_path / "out.parquet")
+    assert list(result.columns) == ["prediction", "proba_churn", "proba_stay"] and len(result) == 6
