@@ -55,12 +55,11 @@ def search(name: str, params, base, train_params, schema, train, dev) -> Outcome
     """Run one search through the stage's objective and trial runner; time every trial."""
     from stages import tracking, tuning
     from stages.trials import Budget, StudyLock, run_trials
-    from stages.tune import Search, make_objective
+    from stages.tune import make_objective, make_search
 
-    objective = tuning.resolve_objective(params, schema["task"])
-    setup = Search(base, train_params, params, schema, train, dev, objective)
-    max_epochs = tuning.max_epochs(params, train_params)
-    study = tuning.open_study(params, objective, base.seed, None, max_epochs)
+    setup = make_search(base, train_params, params, schema, train, dev)
+    max_epochs = tuning.max_epochs(params, setup.train_params)
+    study = tuning.open_study(params, setup.objective, base.seed, None, max_epochs)
     marks: list[tuple[float, float, float | None]] = []
     with tracking.stage_run(f"benchmark-{name}", {"tune": params.model_dump()}) as run:
         run_objective = make_objective(setup, run.info.run_id)

@@ -196,6 +196,32 @@ class AugmentParams(Section):
     noise: NonNegFloat = 0.0  # std of Gaussian noise, in units of the pixel std
 
 
+class InitFromParams(Section):
+    """Start a torch model from a pretrained checkpoint (see stages/pretrained.py).
+
+    `path` is always a DVC dependency of train and tune (dvc.yaml templates it), so it
+    must name something that exists even with mode `none`: the default is the committed
+    `pretrained/` folder.
+    """
+
+    mode: Literal["none", "finetune", "transfer"] = "none"
+    path: Annotated[str, Field(min_length=1)] = "pretrained"
+    freeze_epochs: Annotated[int, Field(ge=0)] = 0  # backbone frozen for the first N epochs
+    backbone_lr_factor: Annotated[float, Field(gt=0, le=1)] = 1.0  # backbone lr = lr * this
+    mlflow_run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _outside_outputs(cls, path: str) -> str:
+        parts = Path(path).parts
+        if not Path(path).is_absolute() and parts and parts[0] == "models":
+            raise ValueError(
+                "must not be under models/, which train and tune overwrite (DVC refuses a "
+                f"stage that depends on its own output); copy it to pretrained/ first, got {path!r}"
+            )
+        return path
+
+
 class TrainParams(Section):
     model: str = "mlp"
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = [0]
@@ -215,6 +241,7 @@ class TrainParams(Section):
     schedule: ScheduleParams = ScheduleParams()
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
     augment: AugmentParams = AugmentParams()
+    init_from: InitFromParams = InitFromParams()
 
     @field_validator("model")
     @classmethod
@@ -224,6 +251,17 @@ class TrainParams(Section):
         if model not in MODEL_NAMES:
             raise ValueError(f"must be one of {', '.join(MODEL_NAMES)}, got {model!r}")
         return model
+
+    @model_validator(mode="after")
+    def _init_from_needs_torch(self) -> TrainParams:
+        from stages.models import TORCH_MODELS
+
+        if self.init_from.mode != "none" and self.model not in TORCH_MODELS:
+            raise ValueError(
+                f"init_from.mode {self.init_from.mode!r} needs a torch model "
+                f"({', '.join(TORCH_MODELS)}), got model {self.model!r}"
+            )
+        return self
 
 
 # --- tune -------------------------------------------------------------------------------

@@ -44,7 +44,12 @@ def build_model(params: TrainParams, schema: dict[str, Any], seed: int) -> Any:
     n_classes = len(schema["classes"]) if schema["task"] == "classification" else 0
     if params.model in TORCH_MODELS:
         return TorchModel.from_params(
-            params, schema["task"], n_classes, seed, schema.get("image_shape")
+            params,
+            schema["task"],
+            n_classes,
+            seed,
+            schema.get("image_shape"),
+            schema.get("classes"),
         )
     return SklearnModel.from_params(params, schema["task"], n_classes, seed)
 
@@ -269,11 +274,19 @@ class TorchModel:
         self.name, self.task, self.n_classes = name, task, n_classes
         self.config = config  # everything needed to rebuild the network
         self.params, self.seed = params, seed
+        self.classes: list[Any] | None = None  # the label set (checked when fine-tuning)
+        self.init_from: dict[str, str] | None = None  # the checkpoint it started from
         self.net: Any = None
 
     @classmethod
     def from_params(
-        cls, params: TrainParams, task: str, n_classes: int, seed: int, image_shape=None
+        cls,
+        params: TrainParams,
+        task: str,
+        n_classes: int,
+        seed: int,
+        image_shape=None,
+        classes: list[Any] | None = None,
     ) -> TorchModel:
         config = {"kind": params.model, **getattr(params, params.model).model_dump()}
         if params.model == "cnn":
@@ -283,7 +296,9 @@ class TorchModel:
                     "image_shape, e.g. sklearn:digits or an image folder); got tabular data"
                 )
             config["image_shape"] = list(image_shape)
-        return cls(params.model, task, n_classes, config, params, seed)
+        model = cls(params.model, task, n_classes, config, params, seed)
+        model.classes = classes
+        return model
 
     # -- training ------------------------------------------------------------------------
 
@@ -312,6 +327,7 @@ class TorchModel:
         self.net = self._build(features.shape[1])
         images = self.name == "cnn" or params.augment.enabled
         self.net[0].fit(torch.tensor(features), per_feature=not images)
+        backbone, fingerprint = self._start_from_checkpoint(fingerprint)
         if params.augment.enabled and not image_shape:
             raise UserError(
                 "params.yaml: train.augment.enabled: augmentation needs image-shaped data "
@@ -330,6 +346,7 @@ class TorchModel:
             checkpoint=checkpoint,
             fingerprint=fingerprint,
             loss_scale=self.config.get("target_std", 1.0) ** 2,
+            backbone=backbone,
         )
         result = training.fit(
             self.net,
@@ -345,6 +362,26 @@ class TorchModel:
         self.best_epoch, self.stop_reason = result.best_epoch, result.stop_reason
         self.resumed_from = result.resumed_from
         return result.history
+
+    def _start_from_checkpoint(self, fingerprint: str) -> tuple[Any, str]:
+        """Load train.init_from into the fresh network (input statistics included).
+
+        Returns the backbone to freeze (or None) and the resume fingerprint, which now
+        also covers the checkpoint's bytes.
+        """
+        import hashlib
+
+        from stages import pretrained
+
+        init = self.params.init_from
+        if init.mode == "none":
+            return None, fingerprint
+        checkpoint = pretrained.load(init.path)
+        target = pretrained.Target(init.mode, self.task, self.classes, self.config, self.n_features)
+        pretrained.initialize(self.net, checkpoint, target)
+        self.init_from = {"mode": init.mode, "path": init.path, "sha256": checkpoint.sha256}
+        combined = hashlib.sha256(f"{fingerprint}:{checkpoint.sha256}".encode()).hexdigest()
+        return pretrained.backbone(self.net, init), combined
 
     def _build(self, n_features: int) -> Any:
         from torch import nn
@@ -426,6 +463,8 @@ class TorchModel:
             "net": self.config,
             "n_features": self.n_features,
         }
+        if self.init_from is not None:  # lineage: the pretrained checkpoint it started from
+            config["init_from"] = self.init_from
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
 
     @classmethod

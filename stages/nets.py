@@ -42,6 +42,7 @@ class MLP(nn.Module):
             width = hidden
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, n_outputs)
+        self.output_name = "head"  # the layer a new label set replaces (transfer learning)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(features))  # (B, out)
@@ -89,6 +90,8 @@ class CNN(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(hidden, n_outputs),
         )
+        # The layer a new label set replaces (transfer learning); the rest is the backbone.
+        self.output_name = f"head.{len(self.head) - 1}"
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         images = rows.view(len(rows), *self.image_shape)  # (B, C, H, W)

@@ -272,6 +272,62 @@ def log_split_inputs(schema: dict[str, Any], splits: dict[str, Path]) -> None:
             mlflow.log_input(dataset, context=split)
 
 
+# --- pretrained checkpoints --------------------------------------------------------------
+
+WEIGHTS_TAG = "weights_sha256"  # on the run that wrote a torch model: its weights' digest
+
+
+def tag_weights(run_id: str, model_dir: Path) -> None:
+    """Tag the run with the SHA-256 of the torch weights it wrote (none for scikit-learn),
+    so a run that later starts from a copy of them can link back to this one."""
+    from stages.io import file_digest
+
+    weights = Path(model_dir) / "weights.pt"
+    if weights.is_file():
+        set_tags(run_id, {WEIGHTS_TAG: file_digest(weights)})
+
+
+def find_run_by_weights(sha256: str) -> Any | None:
+    """The latest run, in any experiment of the store, that wrote weights with this digest."""
+    experiments = client_call("search_experiments")
+    runs = client_call(
+        "search_runs",
+        [experiment.experiment_id for experiment in experiments],
+        filter_string=f"tags.{WEIGHTS_TAG} = '{sha256}'",
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
+    return runs[0] if runs else None
+
+
+def log_init_from(run_id: str, lineage: dict[str, str]) -> None:
+    """Record the checkpoint a run started from: its digest and, when the store knows the
+    run that made it (train.init_from.mlflow_run_id, or a run tagged with that weights
+    digest), a link to that run."""
+    from mlflow.exceptions import MlflowException
+
+    sha256 = lineage["sha256"]
+    log_params(run_id, {"init_from": {"sha256": sha256}})
+    tags = {f"init_from.{key}": value for key, value in lineage.items()}
+    source_id = lineage.get("mlflow_run_id")
+    try:
+        source = client_call("get_run", source_id) if source_id else find_run_by_weights(sha256)
+    except MlflowException:
+        source = None
+        log.warning(
+            "train.init_from.mlflow_run_id %s: no such run in %s", source_id, tracking_uri()
+        )
+    if source is not None:
+        link = f"#/experiments/{source.info.experiment_id}/runs/{source.info.run_id}"
+        tags["init_from.mlflow_run_id"] = source.info.run_id
+        tags["init_from.mlflow_run"] = link
+        tags["mlflow.note.content"] = (
+            f"Started ({lineage['mode']}) from `{lineage['path']}`, sha256 `{sha256[:12]}`, "
+            f"written by run [{source.info.run_name or source.info.run_id}]({link})."
+        )
+    set_tags(run_id, tags)
+
+
 # --- model registry ---------------------------------------------------------------------
 
 CHAMPION = "champion"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages import config, datasets, io, learning_curve, metrics
+from stages import config, datasets, io, learning_curve, metrics, pretrained
 from stages.errors import run_stage
 from stages.fitting import configure_torch, fit_and_score, load_train_dev
 from stages.models import build_baseline, save_model
@@ -76,6 +76,7 @@ def log_to_mlflow(run_id: str, summary: dict, fitted: list) -> None:
         if run.best_epoch is not None:
             final["best_epoch"] = run.best_epoch
         tracking.log_metrics(child, final)
+        tracking.tag_weights(child, seed_dir(MODEL_DIR, run.seed))
         tracking.end_run(child)
 
 
@@ -85,6 +86,7 @@ def main() -> None:
     task, n_classes = schema["task"], len(schema["classes"] or [])
     preprocessor, train, dev = load_train_dev(schema)
     configure_torch(base)
+    lineage = pretrained.lineage(params.init_from)  # checked before any training
 
     baseline = build_baseline(task, n_classes)
     baseline.fit(train, dev)
@@ -124,6 +126,8 @@ def main() -> None:
         "train", {"base": base.model_dump(), "train": params.model_dump()}
     ) as run:
         log_to_mlflow(run.info.run_id, summary, fitted)
+        if lineage is not None:
+            tracking.log_init_from(run.info.run_id, lineage)
         tracking.log_split_inputs(schema, {split: SPLIT_FILES[split] for split in ("train", "dev")})
         tracking.log_artifact(run.info.run_id, LEARNING_CURVE)
         example = datasets.example_frame(SPLIT_FILES["train"], schema)

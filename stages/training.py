@@ -1,5 +1,6 @@
 """The torch training loop: batches from in-memory tensors, early stopping, best weights,
-learning-rate schedules, per-epoch checkpoints that resume bit for bit.
+learning-rate schedules, a pretrained backbone frozen for the first epochs, per-epoch
+checkpoints that resume bit for bit.
 
 Batches are index slices of tensors already in memory (no per-sample DataLoader): one
 `randperm` per epoch, one gather per batch.
@@ -52,6 +53,10 @@ class EarlyStopping:
             return False, True, reason
         return False, False, "no improvement"
 
+    def restart_patience(self) -> None:
+        """Count bad epochs afresh (the best value so far is kept)."""
+        self.bad_epochs = 0
+
     def _better(self, value: float, best: float) -> bool:
         if self.mode == "min":
             return value < best - self.min_delta
@@ -63,6 +68,28 @@ class EarlyStopping:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_epoch = state["best"], state["best_epoch"]
         self.bad_epochs = state["bad_epochs"]
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """The pretrained layers of a network (transfer learning and fine-tuning).
+
+    Frozen for the first `freeze_epochs` epochs (no gradients, and their batch-norm
+    statistics kept: the modules stay in eval mode), then trained at `lr * lr_factor`.
+    Its parameters form the optimizer's second param group from the first epoch on, so the
+    optimizer (and a checkpoint of it) has the same shape before and after unfreezing.
+    """
+
+    modules: tuple[str, ...]  # names of the modules holding the backbone's state
+    freeze_epochs: int = 0
+    lr_factor: float = 1.0
+
+    def frozen_at(self, epoch: int) -> bool:
+        return epoch <= self.freeze_epochs
+
+    def unfreezes(self, epochs: int) -> bool:
+        """Whether training goes on after the frozen epochs."""
+        return self.freeze_epochs < epochs
 
 
 @dataclass
@@ -78,6 +105,7 @@ class LoopConfig:
     checkpoint: Path | None = None  # resume from / save to this file every epoch
     fingerprint: str = ""  # a checkpoint made for other params or data is ignored
     loss_scale: float = 1.0  # reported losses in target units (regression)
+    backbone: Backbone | None = None  # pretrained layers: frozen first, then their own lr
 
 
 @dataclass
@@ -88,8 +116,10 @@ class FitResult:
     resumed_from: int = 0
 
 
-def make_optimizer(net: nn.Module, optim: OptimParams) -> torch.optim.Optimizer:
-    params = net.parameters()
+def make_optimizer(
+    net: nn.Module, optim: OptimParams, backbone: Backbone | None = None
+) -> torch.optim.Optimizer:
+    params = net.parameters() if backbone is None else param_groups(net, optim.lr, backbone)
     if optim.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay
@@ -113,6 +143,28 @@ def make_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleParams, e
     return None
 
 
+def param_groups(net: nn.Module, lr: float, backbone: Backbone) -> list[dict[str, Any]]:
+    """The head at `lr`, then the backbone at `lr * lr_factor` (when it has parameters)."""
+    pretrained = {id(p) for name in backbone.modules for p in net.get_submodule(name).parameters()}
+    head = [p for p in net.parameters() if id(p) not in pretrained]
+    body = [p for p in net.parameters() if id(p) in pretrained]
+    groups = [{"params": head}]
+    if body:
+        groups.append({"params": body, "lr": lr * backbone.lr_factor})
+    return groups
+
+
+def set_frozen(net: nn.Module, backbone: Backbone | None, frozen: bool) -> list[nn.Module]:
+    """Switch the backbone's gradients off (or on); return the modules to keep in eval mode."""
+    if backbone is None:
+        return []
+    modules = [net.get_submodule(name) for name in backbone.modules]
+    for module in modules:
+        for param in module.parameters():
+            param.requires_grad_(not frozen)
+    return modules if frozen else []
+
+
 def batches(n_rows: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Shuffled index batches covering every row once."""
     order = torch.randperm(n_rows, generator=generator)
@@ -131,8 +183,9 @@ def train_epoch(
     data: Split,
     loop: LoopConfig,
     generator: torch.Generator,
+    frozen: list[nn.Module] | None = None,
 ) -> tuple[float, torch.Tensor, torch.Tensor]:
-    """One pass over the training tensors.
+    """One pass over the training tensors; `frozen` modules stay in eval mode.
 
     Returns the mean loss and the epoch's outputs with their targets (in batch order), so
     the running train score costs no extra forward pass.
@@ -141,6 +194,8 @@ def train_epoch(
     optim = loop.optim
     autocast = loop.mixed_precision and features.device.type == "cuda"
     net.train()
+    for module in frozen or []:
+        module.eval()  # a frozen batch norm keeps its running statistics
     total = torch.zeros((), device=features.device)
     outputs_seen, targets_seen = [], []
     for index in batches(len(features), optim.batch_size, generator):
@@ -217,6 +272,7 @@ class _State:
     history: list[dict[str, float]]
     done: bool = False
     reason: str = "max epochs reached"
+    frozen: bool = False  # the backbone's state in the last epoch
 
 
 def _save_checkpoint(
@@ -242,6 +298,7 @@ def _save_checkpoint(
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else {},
         "stopper": stopper.state_dict(),
+        "backbone_frozen": state.frozen,
         "rng_generator": generator.get_state(),
         "rng_torch": torch.get_rng_state(),
     }
@@ -263,6 +320,20 @@ def _load_checkpoint(path: Path | None, fingerprint: str) -> dict[str, Any] | No
     return payload
 
 
+def _freeze_for(
+    epoch: int, net: nn.Module, loop: LoopConfig, state: _State, stopper: EarlyStopping
+) -> list[nn.Module]:
+    """Freeze or unfreeze the backbone for this epoch; the modules to keep in eval mode."""
+    if loop.backbone is None:
+        return []
+    frozen = loop.backbone.frozen_at(epoch)
+    if state.frozen and not frozen:
+        stopper.restart_patience()  # the whole network trains from here on
+        log.info("epoch %d: backbone unfrozen (lr x %g)", epoch, loop.backbone.lr_factor)
+    state.frozen = frozen
+    return set_frozen(net, loop.backbone, frozen)
+
+
 def fit(
     net: nn.Module,
     loss_fn: nn.Module,
@@ -275,7 +346,7 @@ def fit(
 ) -> FitResult:
     """Train `net` in place; it ends holding the weights of its best dev epoch."""
     optim = loop.optim
-    optimizer = make_optimizer(net, optim)
+    optimizer = make_optimizer(net, optim, loop.backbone)
     scheduler = make_scheduler(optimizer, loop.schedule, optim.epochs)
     mode = "min" if loop.stopping.monitor == "dev_loss" else "max"
     stopper = EarlyStopping(mode, loop.stopping.patience, loop.stopping.min_delta)
@@ -291,7 +362,12 @@ def fit(
         generator.set_state(saved["rng_generator"])
         torch.set_rng_state(saved["rng_torch"])
         state = _State(
-            saved["epoch"], saved["best_state"], saved["history"], saved["done"], saved["reason"]
+            saved["epoch"],
+            saved["best_state"],
+            saved["history"],
+            saved["done"],
+            saved["reason"],
+            saved.get("backbone_frozen", False),
         )
         log.info("resuming from checkpoint %s at epoch %d", loop.checkpoint, state.epoch)
     resumed_from = state.epoch
@@ -300,7 +376,10 @@ def fit(
     for epoch in range(state.epoch + 1, optim.epochs + 1):
         if state.done:
             break
-        train_loss, outputs, targets = train_epoch(net, loss_fn, optimizer, train, loop, generator)
+        frozen = _freeze_for(epoch, net, loop, state, stopper)
+        train_loss, outputs, targets = train_epoch(
+            net, loss_fn, optimizer, train, loop, generator, frozen
+        )
         dev_loss, dev_score = evaluate(net, loss_fn, score_fn, dev)
         row = {
             "epoch": epoch,
@@ -314,6 +393,8 @@ def fit(
         if on_epoch is not None:
             on_epoch(row)
         improved, should_stop, reason = stopper.step(epoch, row[loop.stopping.monitor])
+        if should_stop and state.frozen and loop.backbone.unfreezes(optim.epochs):
+            should_stop = False  # the unfrozen epochs still to come get their own patience
         if improved:
             state.best_state = copy.deepcopy(net.state_dict())
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -329,6 +410,7 @@ def fit(
             )
     progress.close()
 
+    set_frozen(net, loop.backbone, False)
     net.load_state_dict(state.best_state)
     result = FitResult(state.history, stopper.best_epoch, state.reason, resumed_from)
     log.info("best epoch %d of %d (%s)", result.best_epoch, len(result.history), result.stop_reason)

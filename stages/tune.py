@@ -23,7 +23,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from stages import config, datasets, io, tuning
+from stages import config, datasets, io, pretrained, tuning
 from stages.config import BaseParams, TrainParams, TuneParams
 from stages.errors import UserError, run_stage
 from stages.fitting import configure_torch, fit_and_score, load_train_dev
@@ -253,6 +253,10 @@ def coordinate(
         io.write_json(TUNE_METRICS, summary)
         io.write_csv(TUNE_TRIALS, pd.DataFrame(tuning.trials_table(study)))
         log_study(run_id, study, summary, search.base.seed)
+        tracking.tag_weights(run_id, TUNED_DIR)
+        lineage = pretrained.lineage(search.train_params.init_from)
+        if lineage is not None:
+            tracking.log_init_from(run_id, lineage)
         example = datasets.example_frame(SPLIT_FILES["train"], search.schema)
         tracking.log_model(TUNED_DIR, search.schema, example)
     log.info(
@@ -319,6 +323,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     train_params = tuning.trial_params(train_params, params)
     tuning.validate_space(params.space, train_params)
+    tuning.check_pretrained_space(params.space, train_params)
     schema = io.read_json(SCHEMA)
     objective = tuning.resolve_objective(params, schema["task"])
     preprocessor, train, dev = load_train_dev(schema)

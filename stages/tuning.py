@@ -23,7 +23,16 @@ from stages.errors import UserError
 
 SCALARS = (str, int, float, bool, type(None))
 # Run settings, not hyperparameters: tuning them would not change what the model learns.
-NOT_TUNABLE = ("seeds", "device", "progress", "checkpoint", "mixed_precision")
+NOT_TUNABLE = (
+    "seeds",
+    "device",
+    "progress",
+    "checkpoint",
+    "mixed_precision",
+    "init_from.mode",
+    "init_from.path",
+    "init_from.mlflow_run_id",
+)
 METRIC_DIRECTIONS = {
     "classification": {"accuracy": "maximize", "macro_f1": "maximize", "log_loss": "minimize"},
     "regression": {"r2": "maximize", "rmse": "minimize", "mse": "minimize", "mae": "minimize"},
@@ -74,6 +83,21 @@ def validate_space(space: dict[str, SpaceParam], train_params: TrainParams) -> N
     for key, spec in space.items():
         for value in _extremes(spec):
             _check_value("space", key, value, train_params)
+
+
+def check_pretrained_space(space: dict[str, SpaceParam], train_params: TrainParams) -> None:
+    """Starting from a checkpoint fixes the layer sizes: the space may not search them."""
+    from stages.pretrained import ARCHITECTURE_KEYS
+
+    if train_params.init_from.mode == "none":
+        return
+    for key in space:
+        if key in ARCHITECTURE_KEYS:
+            raise UserError(
+                f"params.yaml: tune.space: {key!r} changes the layers that train.init_from "
+                f"loads ({train_params.init_from.path}); remove it from tune.space or set "
+                f"train.init_from.mode: none, got it searched"
+            )
 
 
 def _check_keys(section: str, entries: dict[str, Any]) -> None:

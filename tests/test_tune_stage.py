@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages import datasets, io, paths, tracking, tune
+from stages import datasets, io, paths, tracking, tune, tuning
 from stages.errors import UserError
 from stages.models import load_model
 
@@ -441,7 +441,7 @@ def test_workers_and_coordinator_share_one_postgres_study(
 
     result = summary(root)
     assert result["n_trials"] == 8 and result["trial_states"]["complete"] == 8
-    study = optuna.load_study(study_name="shared", storage=storage)
+    study = optuna.load_study(study_name="shared", storage=tuning.storage_url(storage))
     assert sorted(t.number for t in study.trials) == list(range(8))
     assert {t.state for t in study.trials} == {optuna.trial.TrialState.COMPLETE}
 
@@ -451,3 +451,38 @@ def test_workers_and_coordinator_share_one_postgres_study(
     assert sorted(int(t.data.params["trial"]) for t in trials) == list(range(8))  # each once
     assert all(t.data.tags[tracking.PARENT_TAG] == stages[0].info.run_id for t in trials)
     assert len({t.data.tags["worker"] for t in trials}) >= 2  # trials ran in several processes
+
+
+# --- through DVC --------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_dvc_exp_run_sets_the_search(tmp_path: Path) -> None:
+    """`dvc exp run -S tune.<key>=...` reruns prepare, split and tune with the new search."""
+    from test_pipeline import _copy_tracked_files, _dvc, _git, _small_params
+
+    repo = tmp_path / "repo"
+    _copy_tracked_files(repo)
+    params = _small_params()
+    params["train"]["progress"] = "log"  # `dvc exp run -S` rewrites params.yaml: 'off' loses quotes
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "copy")
+
+    overrides = ["tune.method=grid", "tune.n_trials=null", "tune.pruner=median"]
+    _dvc(repo, "exp", "run", "--name", "grid-search", *(f"-S{o}" for o in overrides), "tune")
+    result = json.loads((repo / paths.TUNE_METRICS).read_text())
+    assert (result["method"], result["pruner"], result["n_trials"]) == ("grid", "median", 3)
+    assert sum(result["trial_states"].values()) == 3
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    runs = client.search_runs(
+        [client.get_experiment_by_name(tracking.EXPERIMENT).experiment_id], max_results=100
+    )
+    parent = next(r for r in runs if r.info.run_name == "tune")
+    assert parent.data.tags["dvc_experiment"] == "grid-search"
+    trials = [r for r in runs if r.data.tags.get(tracking.PARENT_TAG) == parent.info.run_id]
+    assert len(trials) == 3

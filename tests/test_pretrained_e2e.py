@@ -1,0 +1,204 @@
+"""Fine-tuning and transfer through DVC: `dvc repro` pretrains, `dvc exp run -S
+train.init_from...` fine-tunes (whole pipeline, tune included) and transfers to a new label
+set; the checkpoint is a dependency of train, and MLflow links the run that wrote it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from sklearn.datasets import load_digits
+
+from stages import config, io, paths
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINT = "pretrained/digits-mlp"
+SMALL = {
+    "base": {"seed": 0, "threads": 1},
+    "prepare": {"source": "data/raw/digits.csv", "target": "label"},
+    "train": {
+        "model": "mlp",
+        "seeds": [0],
+        "device": "cpu",
+        # not "off": `dvc exp run -S` rewrites params.yaml in YAML 1.2 without quotes, and
+        # PyYAML (YAML 1.1) reads a bare off as false
+        "progress": "log",
+        "mlp": {"hidden_sizes": [32], "dropout": 0.0},
+        "augment": {"enabled": False},
+        "optim": {"epochs": 3, "batch_size": 64},
+    },
+    "tune": {
+        "method": "random",
+        "n_trials": 1,
+        "pruner": "none",
+        "space": {"optim.lr": {"type": "float", "low": 0.0005, "high": 0.002, "log": True}},
+    },
+    "learning_curve": {"fractions": []},
+    "evaluate": {"bootstrap": {"n_resamples": 100}, "registry": {"enabled": False}},
+}
+
+
+def _params() -> dict[str, Any]:
+    """Every section with its config defaults (DVC templates train.init_from.path), then SMALL."""
+    params = {name: model().model_dump(mode="json") for name, model in config.SECTIONS.items()}
+    for name, section in SMALL.items():
+        for key, value in section.items():
+            params[name][key] = value
+    return params
+
+
+def _copy_project(destination: Path) -> None:
+    """Tracked files plus new ones git does not ignore, as a commit of the work would hold."""
+    command = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    listed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, check=True, timeout=60)
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        source = REPO_ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def _write_digits(repo: Path) -> None:
+    """Two CSV sources with the same 64 pixel columns: digit labels, and even/odd labels."""
+    bunch = load_digits()
+    frame = pd.DataFrame(bunch.data, columns=[f"p{i}" for i in range(64)])
+    (repo / "data/raw").mkdir(parents=True)
+    frame.assign(label=bunch.target)[:600].to_csv(repo / "data/raw/digits.csv", index=False)
+    parity = pd.Series(bunch.target % 2).map({0: "even", 1: "odd"})
+    frame.assign(label=parity)[600:900].to_csv(repo / "data/raw/parity.csv", index=False)
+
+
+def _env() -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_ROOT", "DVC_EXP_NAME"}
+        and not key.startswith("PYTEST_")
+    }
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    return env
+
+
+def _run(repo: Path, *command: str) -> str:
+    result = subprocess.run(
+        list(command), cwd=repo, env=_env(), capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def _git(repo: Path, *args: str) -> str:
+    return _run(repo, "git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args)
+
+
+def _dvc(repo: Path, *args: str) -> str:
+    return _run(repo, str(Path(sys.executable).parent / "dvc"), *args)
+
+
+def _model_config(repo: Path) -> dict[str, Any]:
+    return json.loads((paths.seed_dir(repo / paths.MODEL_DIR, 0) / "model.json").read_text())
+
+
+def _runs(repo: Path, stage: str) -> tuple[list[Any], list[Any]]:
+    """Top-level MLflow runs of a stage, newest first, and all runs."""
+    from mlflow.tracking import MlflowClient
+
+    from stages import tracking
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
+    runs = client.search_runs(
+        [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1000
+    )
+    return [
+        run
+        for run in runs
+        if run.data.tags.get("stage") == stage and tracking.PARENT_TAG not in run.data.tags
+    ], runs
+
+
+@pytest.mark.e2e
+def test_finetune_and_transfer_through_dvc_exp_run(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    _copy_project(repo)
+    _write_digits(repo)
+    (repo / "params.yaml").write_text(yaml.safe_dump(_params(), sort_keys=False))
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "copy")
+
+    # 1. Pretrain on digits 0-9 and keep the model as a checkpoint under pretrained/.
+    _dvc(repo, "repro", "train")
+    shutil.copytree(paths.seed_dir(repo / paths.MODEL_DIR, 0), repo / CHECKPOINT)
+    digest = io.file_digest(repo / CHECKPOINT / "weights.pt")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "pretrained checkpoint")
+
+    # 2. Fine-tune: the whole pipeline, tune inheriting train.init_from.
+    _dvc(
+        repo,
+        "exp",
+        "run",
+        "-S",
+        "train.init_from.mode=finetune",
+        "-S",
+        f"train.init_from.path={CHECKPOINT}",
+    )
+    finetuned = _model_config(repo)
+    assert finetuned["init_from"] == {"mode": "finetune", "path": CHECKPOINT, "sha256": digest}
+    tuned = json.loads((repo / paths.TUNED_DIR / "model.json").read_text())
+    assert tuned["init_from"]["sha256"] == digest
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    train_deps = {dep["path"] for dep in lock["stages"]["train"]["deps"]}
+    assert CHECKPOINT in train_deps and CHECKPOINT in {
+        dep["path"] for dep in lock["stages"]["tune"]["deps"]
+    }
+    train_runs, all_runs = _runs(repo, "train")
+    pretrain_seed = next(
+        run
+        for run in all_runs
+        if run.data.tags.get("mlflow.parentRunId") == train_runs[-1].info.run_id
+    )
+    tags = train_runs[0].data.tags
+    assert tags["init_from.sha256"] == digest == pretrain_seed.data.tags["weights_sha256"]
+    assert tags["init_from.mlflow_run_id"] == pretrain_seed.info.run_id
+    assert train_runs[0].data.params["init_from.sha256"] == digest
+    tune_tags = _runs(repo, "tune")[0][0].data.tags
+    assert tune_tags["init_from.mlflow_run_id"] == pretrain_seed.info.run_id
+
+    # 3. Transfer to another label set (even/odd): a new output layer, backbone frozen first.
+    output = _dvc(
+        repo,
+        "exp",
+        "run",
+        "train",
+        "-S",
+        "prepare.source=data/raw/parity.csv",
+        "-S",
+        "train.init_from.mode=transfer",
+        "-S",
+        f"train.init_from.path={CHECKPOINT}",
+        "-S",
+        "train.init_from.freeze_epochs=2",
+        "-S",
+        "train.init_from.backbone_lr_factor=0.1",
+    )
+    assert "epoch 3: backbone unfrozen (lr x 0.1)" in output
+    transferred = _model_config(repo)
+    assert transferred["n_classes"] == 2
+    assert transferred["init_from"]["mode"] == "transfer"
+
+    # 4. A changed checkpoint makes train (and tune) stale.
+    shutil.copy2(paths.seed_dir(repo / paths.MODEL_DIR, 0) / "weights.pt", repo / CHECKPOINT)
+    status = _dvc(repo, "status", "train")
+    assert "modified:" in status and CHECKPOINT in status
