@@ -61,6 +61,22 @@ class Search:
         )
 
 
+def make_search(
+    base: BaseParams,
+    train_params: TrainParams,
+    params: TuneParams,
+    schema: dict[str, Any],
+    train: tuple[np.ndarray, np.ndarray],
+    dev: tuple[np.ndarray, np.ndarray],
+) -> Search:
+    """The validated search: `tune.fixed` applied, every space value checked, the objective."""
+    train_params = tuning.trial_params(train_params, params)
+    tuning.validate_space(params.space, train_params)
+    tuning.check_pretrained_space(params.space, train_params)
+    objective = tuning.resolve_objective(params, schema["task"])
+    return Search(base, train_params, params, schema, train, dev, objective)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m stages.tune", description=__doc__)
     parser.add_argument(
@@ -321,18 +337,14 @@ def main(argv: list[str] | None = None) -> None:
             "params.yaml: tune.storage: --worker needs a shared storage (sqlite:///... or "
             "postgresql://...), got null"
         )
-    train_params = tuning.trial_params(train_params, params)
-    tuning.validate_space(params.space, train_params)
-    tuning.check_pretrained_space(params.space, train_params)
     schema = io.read_json(SCHEMA)
-    objective = tuning.resolve_objective(params, schema["task"])
     preprocessor, train, dev = load_train_dev(schema)
+    search = make_search(base, train_params, params, schema, train, dev)
     configure_torch(base)
-    search = Search(base, train_params, params, schema, train, dev, objective)
     storage = tuning.open_storage(params.storage)
-    max_epochs = tuning.max_epochs(params, train_params)
-    study = tuning.open_study(params, objective, base.seed, storage, max_epochs)
-    fingerprint = tuning.fingerprint(params, train_params, objective, train, dev)
+    max_epochs = tuning.max_epochs(params, search.train_params)
+    study = tuning.open_study(params, search.objective, base.seed, storage, max_epochs)
+    fingerprint = tuning.fingerprint(params, search.train_params, search.objective, train, dev)
     if args.worker:
         work(search, study, storage, fingerprint, args.wait)
     else:

@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ METRIC_DIRECTIONS = {
 HEARTBEAT_S = 10  # a running trial's heartbeat period on a database storage
 GRACE_S = 60  # silence after which a trial's worker is presumed dead and the trial retried
 MAX_RETRY = 3  # times one lost trial is retried
+STORAGE_ATTEMPTS = 5  # tries to open a database storage while other workers create it
 
 
 @dataclass(frozen=True)
@@ -323,24 +325,36 @@ def open_storage(
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 60}}  # wait for other writers
-    with warnings.catch_warnings():  # heartbeats are experimental
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    for attempt in range(STORAGE_ATTEMPTS):
         try:
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_s,
-                grace_period=grace_s,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=MAX_RETRY
-                ),
-            )
+            return _rdb_storage(url, engine_kwargs, heartbeat_s, grace_s)
         except Exception as exc:  # noqa: BLE001 - any driver error means the URL is unusable
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            message = str(exc).strip()
+            # Workers starting together race to create the schema: the loser retries.
+            if "already exists" in message and attempt < STORAGE_ATTEMPTS - 1:
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            first_line = message.splitlines()[0] if message else ""
             raise UserError(
                 f"params.yaml: tune.storage: cannot open {redact(url)} "
                 f"({type(exc).__name__}: {first_line})"
             ) from None
+    raise AssertionError("unreachable")
+
+
+def _rdb_storage(
+    url: str, engine_kwargs: dict[str, Any], heartbeat_s: int, grace_s: int
+) -> optuna.storages.RDBStorage:
+    with warnings.catch_warnings():  # heartbeats are experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_s,
+            grace_period=grace_s,
+            heartbeat_stale_trial_callback=retry,
+        )
 
 
 def open_study(
