@@ -51,8 +51,20 @@ def split_codes(
 
 
 def row_hashes(features: pd.DataFrame) -> np.ndarray:
-    """A 64-bit hash of each row's feature values (equal rows, equal hash)."""
-    return pd.util.hash_pandas_object(features, index=False).to_numpy()
+    """A 64-bit hash of each row's feature values (equal rows, equal hash).
+
+    Plain text columns are hashed through their factorized codes (equal text, equal code
+    within this frame), which spares a Python string per row for identifier-like text.
+    """
+    columns = {}
+    for name in features.columns:
+        series = features[name]
+        if pd.api.types.is_string_dtype(series.dtype) and not isinstance(
+            series.dtype, pd.CategoricalDtype
+        ):
+            series = pd.Series(pd.factorize(series)[0], index=series.index)
+        columns[name] = series
+    return pd.util.hash_pandas_object(pd.DataFrame(columns, copy=False), index=False).to_numpy()
 
 
 def resolve_duplicates(codes: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, int]:

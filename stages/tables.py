@@ -64,7 +64,7 @@ def read_table(path: Path, column_types: Mapping[str, str] | None = None) -> pd.
             f"params.yaml: prepare.column_types: unknown column {unknown[0]!r} in {path}; "
             f"columns are: {', '.join(table.column_names[:20])}"
         )
-    table = _normalize(path, table)  # rebinding drops the old table: freed as it converts
+    table = identifiers_as_strings(_normalize(path, table))  # rebound: freed as it converts
     frame = to_frame(table)
     del table
     for name, how in restore.items():
@@ -115,12 +115,12 @@ def text_kind(series: pd.Series) -> str:
     return "category"
 
 
-def to_frame(table: Any) -> pd.DataFrame:
-    """An arrow table -> pandas, freeing arrow buffers as columns convert.
+def identifiers_as_strings(table: Any) -> Any:
+    """Dictionary-encoded text with more distinct values than half the rows -> plain text.
 
-    Text with few distinct values becomes a categorical; identifier-like text (more
-    distinct values than half the rows) stays Arrow-backed strings, which cost far less
-    than a categorical whose categories are as many as its rows.
+    Pandas turns dictionary columns into categoricals: right for a ten-valued column, but
+    an identifier's categories would be as many as its rows. Plain text stays Arrow-backed
+    strings. (Callers rebind their table to the result, so that `to_frame` can free it.)
     """
     import pyarrow as pa
 
@@ -129,6 +129,16 @@ def to_frame(table: Any) -> pd.DataFrame:
             distinct = sum(len(chunk.dictionary) for chunk in column.chunks)
             if distinct > table.num_rows / 2:
                 table = table.set_column(index, table.field(index).name, column.cast(pa.string()))
+    return table
+
+
+def to_frame(table: Any) -> pd.DataFrame:
+    """An arrow table -> pandas, freeing arrow buffers as columns convert.
+
+    Hold no other table sharing its columns: their buffers could not be freed.
+    """
+    import pyarrow as pa
+
     return table.to_pandas(
         split_blocks=True,
         self_destruct=True,
@@ -150,6 +160,7 @@ def read_frame(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     ]
     table = pa.concat_tables(groups) if groups else parquet.schema_arrow.empty_table()
     del groups, parquet
+    table = identifiers_as_strings(table)
     return to_frame(table)
 
 
