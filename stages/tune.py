@@ -61,6 +61,16 @@ class Search:
         )
 
 
+def search_params(train_params: TrainParams, params: TuneParams) -> tuple[TrainParams, TuneParams]:
+    """What every trial starts from (`tune.fixed` applied) and the space actually searched,
+    every value of it checked. Reads no file: params errors come before any data is read.
+    """
+    train_params = tuning.trial_params(train_params, params)
+    params = tuning.without_pretrained_layers(params, train_params)
+    tuning.validate_space(params.space, train_params)
+    return train_params, params
+
+
 def make_search(
     base: BaseParams,
     train_params: TrainParams,
@@ -69,10 +79,7 @@ def make_search(
     train: tuple[np.ndarray, np.ndarray],
     dev: tuple[np.ndarray, np.ndarray],
 ) -> Search:
-    """The validated search: `tune.fixed` applied, every space value checked, the objective."""
-    train_params = tuning.trial_params(train_params, params)
-    tuning.validate_space(params.space, train_params)
-    tuning.check_pretrained_space(params.space, train_params)
+    """The search over the data; `train_params` and `params` as `search_params` returns them."""
     objective = tuning.resolve_objective(params, schema["task"])
     return Search(base, train_params, params, schema, train, dev, objective)
 
@@ -337,6 +344,7 @@ def main(argv: list[str] | None = None) -> None:
             "params.yaml: tune.storage: --worker needs a shared storage (sqlite:///... or "
             "postgresql://...), got null"
         )
+    train_params, params = search_params(train_params, params)
     schema = io.read_json(SCHEMA)
     preprocessor, train, dev = load_train_dev(schema)
     search = make_search(base, train_params, params, schema, train, dev)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import time
@@ -21,6 +22,8 @@ import optuna
 from stages import config, metrics
 from stages.config import SpaceParam, TrainParams, TuneParams
 from stages.errors import UserError
+
+log = logging.getLogger(__name__)
 
 SCALARS = (str, int, float, bool, type(None))
 # Run settings, not hyperparameters: tuning them would not change what the model learns.
@@ -87,19 +90,28 @@ def validate_space(space: dict[str, SpaceParam], train_params: TrainParams) -> N
             _check_value("space", key, value, train_params)
 
 
-def check_pretrained_space(space: dict[str, SpaceParam], train_params: TrainParams) -> None:
-    """Starting from a checkpoint fixes the layer sizes: the space may not search them."""
+def without_pretrained_layers(params: TuneParams, train_params: TrainParams) -> TuneParams:
+    """Trials that start from train.init_from keep the checkpoint's layer sizes: space keys
+    that would change them (e.g. cnn.channels) leave the search, with a warning."""
     from stages.pretrained import ARCHITECTURE_KEYS
 
     if train_params.init_from.mode == "none":
-        return
-    for key in space:
-        if key in ARCHITECTURE_KEYS:
-            raise UserError(
-                f"params.yaml: tune.space: {key!r} changes the layers that train.init_from "
-                f"loads ({train_params.init_from.path}); remove it from tune.space or set "
-                f"train.init_from.mode: none, got it searched"
-            )
+        return params
+    fixed = [key for key in params.space if key in ARCHITECTURE_KEYS]
+    if not fixed:
+        return params
+    space = {key: spec for key, spec in params.space.items() if key not in fixed}
+    if not space:
+        raise UserError(
+            "params.yaml: tune.space: needs a key that train.init_from leaves free (e.g. "
+            f"optim.lr); the checkpoint fixes the layer sizes, got only {', '.join(fixed)}"
+        )
+    log.warning(
+        "tune.space: not searching %s: train.init_from (%s) fixes the layer sizes",
+        ", ".join(fixed),
+        train_params.init_from.path,
+    )
+    return params.model_copy(update={"space": space})
 
 
 def _check_keys(section: str, entries: dict[str, Any]) -> None:

@@ -418,18 +418,23 @@ def test_init_from_params_are_validated(raw, message):
         config.parse_section("train", raw)
 
 
-def test_tune_space_may_not_change_the_pretrained_layers():
-    params = train_params(model="cnn", init_from={"mode": "finetune", "path": "pretrained"})
-    space = {
-        "optim.lr": config.SpaceParam(type="float", low=1e-4, high=1e-2),
-        "cnn.channels": config.SpaceParam(type="categorical", choices=[[4, 8], [8, 16]]),
-    }
+def test_tune_leaves_the_pretrained_layer_sizes_out_of_its_space(caplog):
+    lr = config.SpaceParam(type="float", low=1e-4, high=1e-2)
+    channels = config.SpaceParam(type="categorical", choices=[[4, 8], [8, 16]])
+    tune = config.TuneParams(space={"optim.lr": lr, "cnn.channels": channels})
+    pretrained_cnn = train_params(model="cnn", init_from={"mode": "finetune", "path": "x"})
+
+    searched = tuning.without_pretrained_layers(tune, pretrained_cnn)
+    assert list(searched.space) == ["optim.lr"]
+    assert "not searching cnn.channels: train.init_from (x) fixes the layer sizes" in caplog.text
+    assert tuning.without_pretrained_layers(tune, train_params(model="cnn")) is tune  # scratch
     with pytest.raises(
         UserError,
-        match=r"tune\.space: 'cnn\.channels' changes the layers that train\.init_from loads",
+        match=r"tune\.space: needs a key that train\.init_from leaves free \(e\.g\. optim\.lr\); "
+        r"the checkpoint fixes the layer sizes, got only cnn\.channels",
     ):
-        tuning.check_pretrained_space(space, params)
-    tuning.check_pretrained_space(space, train_params(model="cnn"))  # from scratch: fine
+        only_channels = config.TuneParams(space={"cnn.channels": channels})
+        tuning.without_pretrained_layers(only_channels, pretrained_cnn)
     assert "init_from.freeze_epochs" in tuning.tunable_keys()
     assert "init_from.path" not in tuning.tunable_keys()
 

@@ -39,7 +39,11 @@ SMALL = {
         "method": "random",
         "n_trials": 1,
         "pruner": "none",
-        "space": {"optim.lr": {"type": "float", "low": 0.0005, "high": 0.002, "log": True}},
+        "space": {
+            "optim.lr": {"type": "float", "low": 0.0005, "high": 0.002, "log": True},
+            # left out of the search once trials start from the checkpoint
+            "mlp.hidden_sizes": {"type": "categorical", "choices": [[16], [48]]},
+        },
     },
     "learning_curve": {"fractions": []},
     "evaluate": {"bootstrap": {"n_resamples": 100}, "registry": {"enabled": False}},
@@ -145,7 +149,7 @@ def test_finetune_and_transfer_through_dvc_exp_run(tmp_path: Path) -> None:
     _git(repo, "commit", "-q", "-m", "pretrained checkpoint")
 
     # 2. Fine-tune: the whole pipeline, tune inheriting train.init_from.
-    _dvc(
+    output = _dvc(
         repo,
         "exp",
         "run",
@@ -156,8 +160,10 @@ def test_finetune_and_transfer_through_dvc_exp_run(tmp_path: Path) -> None:
     )
     finetuned = _model_config(repo)
     assert finetuned["init_from"] == {"mode": "finetune", "path": CHECKPOINT, "sha256": digest}
+    assert "not searching mlp.hidden_sizes" in output
     tuned = json.loads((repo / paths.TUNED_DIR / "model.json").read_text())
     assert tuned["init_from"]["sha256"] == digest
+    assert tuned["net"]["hidden_sizes"] == [32]  # the checkpoint's
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     train_deps = {dep["path"] for dep in lock["stages"]["train"]["deps"]}
     assert CHECKPOINT in train_deps and CHECKPOINT in {
