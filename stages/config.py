@@ -392,9 +392,19 @@ SECTIONS: dict[str, type[Section]] = {
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.2 floats: `1e-3` is a number (PyYAML's YAML 1.1 reads it as a string)."""
+    """Read params.yaml as DVC does (YAML 1.2): `1e-3` is a number, `off`/`yes` are strings.
+
+    PyYAML follows YAML 1.1, where `1e-3` is a string and `off` is false.
+    """
 
 
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(

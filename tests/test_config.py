@@ -232,3 +232,12 @@ def test_exponent_floats_without_a_dot_are_numbers(tmp_path):
     (train,) = config.load("train", path=path)
     assert train.optim.lr == 0.001
     assert train.optim.weight_decay == 0.0005
+
+
+def test_yaml_1_1_booleans_stay_strings(tmp_path):
+    """`progress: off` (as `dvc exp run -S` writes it, unquoted) is the string 'off'."""
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  progress: off\n  checkpoint: false\n")
+    (train,) = config.load("train", path=path)
+    assert train.progress == "off"
+    assert train.checkpoint is False
