@@ -55,9 +55,9 @@ def search(name: str, params, base, train_params, schema, train, dev) -> Outcome
     """Run one search through the stage's objective and trial runner; time every trial."""
     from stages import tracking, tuning
     from stages.trials import Budget, StudyLock, run_trials
-    from stages.tune import make_objective, make_search
+    from stages.tune import make_objective, make_search, search_params
 
-    setup = make_search(base, train_params, params, schema, train, dev)
+    setup = make_search(base, *search_params(train_params, params), schema, train, dev)
     max_epochs = tuning.max_epochs(params, setup.train_params)
     study = tuning.open_study(params, setup.objective, base.seed, None, max_epochs)
     marks: list[tuple[float, float, float | None]] = []
