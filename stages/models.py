@@ -33,8 +33,6 @@ SKLEARN_MODELS = (
 MODEL_NAMES = TORCH_MODELS + SKLEARN_MODELS
 BASELINE = "baseline"
 CONFIG_FILE = "model.json"
-# Types a saved scikit-learn model may contain; anything else is refused on load.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.")
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -137,14 +135,16 @@ class SklearnModel:
     def load(cls, directory: Path, config: dict[str, Any]) -> SklearnModel:
         import skops.io as sio
 
+        from stages.features import TRUSTED_PACKAGES, trusted
+
         path = directory / "model.skops"
         try:
             untrusted = sio.get_untrusted_types(file=path)
-            refused = [name for name in untrusted if not name.startswith(TRUSTED_PREFIXES)]
+            refused = [name for name in untrusted if not trusted(name)]
             if refused:
                 raise UserError(
                     f"{path}: refusing to load; it holds types outside the allow-list "
-                    f"({', '.join(TRUSTED_PREFIXES)}): {', '.join(refused[:3])}"
+                    f"(classes under {', '.join(TRUSTED_PACKAGES)}): {', '.join(refused[:3])}"
                 )
             estimator = sio.load(path, trusted=untrusted)
         except UserError:

@@ -177,6 +177,7 @@ def test_malicious_pickle_as_weights_is_refused(saved_models, tmp_path: Path) ->
     ("payload", "shown"),
     [
         pytest.param({"f": os.system}, r"(posix|nt)\.system", id="function"),
+        pytest.param({"f": eval}, r"builtins\.eval", id="builtin-function"),
         pytest.param(fractions.Fraction(1, 3), r"fractions\.Fraction", id="non-sklearn-object"),
     ],
 )
