@@ -120,13 +120,12 @@ def make_optimizer(
     net: nn.Module, optim: OptimParams, backbone: Backbone | None = None
 ) -> torch.optim.Optimizer:
     params = net.parameters() if backbone is None else param_groups(net, optim.lr, backbone)
+    common = {"lr": optim.lr, "weight_decay": optim.weight_decay}
     if optim.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay
-        )
+        return torch.optim.SGD(params, momentum=optim.momentum, **common)
     if optim.optimizer == "adam":
-        return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay)
-    return torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay)
+        return torch.optim.Adam(params, **common)
+    return torch.optim.AdamW(params, **common)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleParams, epochs: int) -> Any:
@@ -196,25 +195,30 @@ def train_epoch(
     net.train()
     for module in frozen or []:
         module.eval()  # a frozen batch norm keeps its running statistics
-    total = torch.zeros((), device=features.device)
-    outputs_seen, targets_seen = [], []
+    losses, outputs_seen, targets_seen = [], [], []
     for index in batches(len(features), optim.batch_size, generator):
         batch_x, batch_y = features[index], targets[index]
         if loop.augment is not None:
             batch_x = loop.augment(batch_x, generator)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+        if autocast:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                outputs = net(batch_x).float()
+        else:
             outputs = net(batch_x)
-        loss = loss_fn(outputs.float(), batch_y)
+        loss = loss_fn(outputs, batch_y)
         objective = loss + optim.l1 * l1_penalty(net) if optim.l1 else loss
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         if optim.grad_clip:
             nn.utils.clip_grad_norm_(net.parameters(), optim.grad_clip)
         optimizer.step()
-        total += loss.detach() * len(index)
-        outputs_seen.append(outputs.detach().float())
+        losses.append(loss.detach())
+        outputs_seen.append(outputs.detach())
         targets_seen.append(batch_y)
-    return float(total) / len(features), torch.cat(outputs_seen), torch.cat(targets_seen)
+    # Batch losses are means: weight each by its batch size (the last batch may be short).
+    sizes = torch.tensor([len(t) for t in targets_seen], device=features.device)
+    mean_loss = float((torch.stack(losses) * sizes).sum()) / len(features)
+    return mean_loss, torch.cat(outputs_seen), torch.cat(targets_seen)
 
 
 @torch.no_grad()
