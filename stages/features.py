@@ -371,13 +371,11 @@ def trusted(name: str) -> bool:
     return isinstance(value, type)
 
 
-def load_preprocessor(directory: Path) -> Preprocessor:
+def load_skops(path: Path, what: str) -> Any:
+    """Load a skops file that may hold only allow-listed classes; anything else, or a file
+    that does not decode, is a one-line UserError naming `what` it should have been."""
     import skops.io as sio
 
-    directory = Path(directory)
-    path = directory / FILE
-    if not path.is_file():
-        raise UserError(f"{path}: preprocessor file not found; is {directory} a model directory?")
     try:
         untrusted = sio.get_untrusted_types(file=path)
         refused = [name for name in untrusted if not trusted(name)]
@@ -386,13 +384,19 @@ def load_preprocessor(directory: Path) -> Preprocessor:
                 f"{path}: refusing to load; it holds types outside the allow-list "
                 f"(classes under {', '.join(TRUSTED_PACKAGES)}): {', '.join(refused[:3])}"
             )
-        state = sio.load(path, trusted=untrusted)
+        return sio.load(path, trusted=untrusted)
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - any decode failure means a bad file
-        raise UserError(
-            f"{path}: corrupt or unreadable preprocessor ({type(exc).__name__})"
-        ) from None
+        raise UserError(f"{path}: corrupt or unreadable {what} ({type(exc).__name__})") from None
+
+
+def load_preprocessor(directory: Path) -> Preprocessor:
+    directory = Path(directory)
+    path = directory / FILE
+    if not path.is_file():
+        raise UserError(f"{path}: preprocessor file not found; is {directory} a model directory?")
+    state = load_skops(path, "preprocessor")
     return Preprocessor(
         state["transformer"],
         state["columns"],

@@ -133,26 +133,9 @@ class SklearnModel:
 
     @classmethod
     def load(cls, directory: Path, config: dict[str, Any]) -> SklearnModel:
-        import skops.io as sio
+        from stages.features import load_skops
 
-        from stages.features import TRUSTED_PACKAGES, trusted
-
-        path = directory / "model.skops"
-        try:
-            untrusted = sio.get_untrusted_types(file=path)
-            refused = [name for name in untrusted if not trusted(name)]
-            if refused:
-                raise UserError(
-                    f"{path}: refusing to load; it holds types outside the allow-list "
-                    f"(classes under {', '.join(TRUSTED_PACKAGES)}): {', '.join(refused[:3])}"
-                )
-            estimator = sio.load(path, trusted=untrusted)
-        except UserError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any decode failure means a bad file
-            raise UserError(
-                f"{path}: corrupt or unreadable model file ({type(exc).__name__})"
-            ) from None
+        estimator = load_skops(directory / "model.skops", "model file")
         return cls(config["name"], config["task"], config["n_classes"], estimator)
 
 
