@@ -52,9 +52,6 @@ def setup() -> str:
     default_store = not os.environ.get("MLFLOW_TRACKING_URI")
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
-    # The Model Registry lives in the same store unless MLFLOW_REGISTRY_URI says otherwise
-    # (also resets a registry URI left set earlier in the same process).
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
     client = MlflowClient()
     experiment = client.get_experiment_by_name(name)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -58,12 +57,20 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Pa
 
 
 @pytest.fixture(autouse=True)
-def mlflow_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Point MLflow at a SQLite store in tmp_path so no test writes to the repo's mlflow.db."""
+def mlflow_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point MLflow at a SQLite store in tmp_path so no test writes to the repo's mlflow.db.
+
+    `mlflow.set_registry_uri` (called by some tests) exports MLFLOW_REGISTRY_URI itself,
+    behind monkeypatch's back: clear it and MLflow's global after each test, so it cannot
+    send a later test's pipeline subprocess to this test's store.
+    """
+    from mlflow.tracking._model_registry import utils as registry_utils
+
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    mlflow.set_registry_uri(uri)  # a registry URI set by an earlier test must not leak
     monkeypatch.delenv("DVC_ROOT", raising=False)
     monkeypatch.delenv("DVC_EXP_NAME", raising=False)
-    return uri
+    yield uri
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    registry_utils._registry_uri = None
