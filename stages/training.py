@@ -3,7 +3,8 @@ learning-rate schedules, a pretrained backbone frozen for the first epochs, per-
 checkpoints that resume bit for bit.
 
 Batches are index slices of tensors already in memory (no per-sample DataLoader): one
-`randperm` per epoch, one gather per batch.
+`randperm` per epoch, one gather per batch. Plain MLPs get their gradients by hand
+(`stages/handgrad.py`); every other network goes through autograd.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from stages import handgrad
 from stages.config import EarlyStoppingParams, OptimParams, ScheduleParams
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,7 @@ class LoopConfig:
     fingerprint: str = ""  # a checkpoint made for other params or data is ignored
     loss_scale: float = 1.0  # reported losses in target units (regression)
     backbone: Backbone | None = None  # pretrained layers: frozen first, then their own lr
+    hand_gradients: bool = True  # plain MLPs: gradients by hand (stages/handgrad.py)
 
 
 @dataclass
@@ -175,6 +178,26 @@ def l1_penalty(net: nn.Module) -> torch.Tensor:
     return sum(p.abs().sum() for name, p in net.named_parameters() if name.endswith("weight"))
 
 
+def autograd_step(
+    net: nn.Module,
+    loss_fn: nn.Module,
+    batch_x: torch.Tensor,
+    batch_y: torch.Tensor,
+    l1: float,
+    autocast: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward and backward of one batch through autograd; returns (loss, outputs), detached."""
+    if autocast:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            outputs = net(batch_x).float()
+    else:
+        outputs = net(batch_x)
+    loss = loss_fn(outputs, batch_y)
+    objective = loss + l1 * l1_penalty(net) if l1 else loss
+    objective.backward()
+    return loss.detach(), outputs.detach()
+
+
 def train_epoch(
     net: nn.Module,
     loss_fn: nn.Module,
@@ -195,25 +218,22 @@ def train_epoch(
     net.train()
     for module in frozen or []:
         module.eval()  # a frozen batch norm keeps its running statistics
+    by_hand = handgrad.plan(net, loss_fn) if loop.hand_gradients and not autocast else None
     losses, outputs_seen, targets_seen = [], [], []
     for index in batches(len(features), optim.batch_size, generator):
         batch_x, batch_y = features[index], targets[index]
         if loop.augment is not None:
             batch_x = loop.augment(batch_x, generator)
-        if autocast:
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                outputs = net(batch_x).float()
-        else:
-            outputs = net(batch_x)
-        loss = loss_fn(outputs, batch_y)
-        objective = loss + optim.l1 * l1_penalty(net) if optim.l1 else loss
         optimizer.zero_grad(set_to_none=True)
-        objective.backward()
+        if by_hand is not None:
+            loss, outputs = handgrad.loss_and_grads(by_hand, batch_x, batch_y, optim.l1)
+        else:
+            loss, outputs = autograd_step(net, loss_fn, batch_x, batch_y, optim.l1, autocast)
         if optim.grad_clip:
             nn.utils.clip_grad_norm_(net.parameters(), optim.grad_clip)
         optimizer.step()
-        losses.append(loss.detach())
-        outputs_seen.append(outputs.detach())
+        losses.append(loss)
+        outputs_seen.append(outputs)
         targets_seen.append(batch_y)
     # Batch losses are means: weight each by its batch size (the last batch may be short).
     sizes = torch.tensor([len(t) for t in targets_seen], device=features.device)
