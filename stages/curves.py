@@ -127,11 +127,13 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     return sk_confusion(y_true, y_pred, labels=np.arange(n_classes))
 
 
-def best_so_far(scores: list[float]) -> list[float]:
-    """Running maximum of trial scores (nan trials, e.g. failed ones, are skipped)."""
-    best, out = float("-inf"), []
+def best_so_far(scores: list[float], direction: str = "maximize") -> list[float]:
+    """Running best of trial scores, the maximum or (`direction="minimize"`, e.g. log loss)
+    the minimum; nan trials, e.g. failed or pruned ones, are skipped."""
+    pick = max if direction == "maximize" else min
+    best, out = float("nan"), []
     for score in scores:
         if score == score:  # not nan
-            best = max(best, score)
-        out.append(best if best > float("-inf") else float("nan"))
+            best = score if best != best else pick(best, score)
+        out.append(best)
     return out

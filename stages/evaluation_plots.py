@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from stages import curves, io, plots, report
-from stages.paths import PLOT_TABLES, TRAIN_HISTORY, TUNE_TRIALS
+from stages.paths import PLOT_TABLES, TRAIN_HISTORY, TUNE_METRICS, TUNE_TRIALS
 
 TITLE_MODEL = {"tuned": "tuned", "model": "trained"}
 
@@ -83,8 +83,12 @@ def stage_figures(summary: dict[str, Any], curve: list[dict[str, float]]) -> dic
         )
     trials = pd.read_csv(TUNE_TRIALS)
     if len(trials):
-        best = curves.best_so_far(trials["dev_score"].astype(float).tolist())
-        figures["tuning_history.png"] = plots.tuning_history_figure(trials, best, primary)
+        tuning = io.read_json(TUNE_METRICS)  # the tuned metric and its direction
+        scores = trials["dev_score"].astype(float).tolist()
+        best = curves.best_so_far(scores, tuning["direction"])
+        figures["tuning_history.png"] = plots.tuning_history_figure(
+            trials, best, tuning["metric"]
+        )
     return figures
 
 

@@ -84,3 +84,9 @@ def test_best_so_far_skips_failed_trials() -> None:
     best = curves.best_so_far([float("nan"), 0.5, 0.4, float("nan"), 0.7])
     assert math.isnan(best[0])
     assert best[1:] == [0.5, 0.5, 0.5, 0.7]
+
+
+def test_best_so_far_follows_the_tuning_direction() -> None:
+    losses = [0.9, float("nan"), 0.4, 0.6, 0.3]
+    assert curves.best_so_far(losses, "minimize")[2:] == [0.4, 0.4, 0.3]
+    assert curves.best_so_far(losses, "maximize")[2:] == [0.9, 0.9, 0.9]
