@@ -24,6 +24,7 @@ Run: .venv/bin/python benchmarks/transfer_digits.py  (a few minutes on 2 cores)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import tempfile
 import time
@@ -40,6 +41,7 @@ from stages.fitting import configure_torch, fit_and_score
 
 Arrays = tuple[np.ndarray, np.ndarray]
 RESULTS = Path(__file__).resolve().parent / "results"
+PRETRAINED = Path(config.PRETRAINED_DIR)
 FRACTIONS = (0.05, 0.1, 0.25, 1.0)
 IMAGE_SHAPE = [1, 8, 8]
 
@@ -288,9 +290,10 @@ def main() -> None:
     configure_torch(BaseParams(threads=args.threads))
     started = time.monotonic()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    # train.init_from.path must be relative and under pretrained/, as in the pipeline.
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
         for number, case in enumerate(build_cases(args.noise)):
-            checkpoint, source_dev = pretrain(case, RECIPE, Path(tmp) / f"source-{number}")
+            checkpoint, source_dev = pretrain(case, RECIPE, PRETRAINED / f"source-{number}")
             print(f"{case.name}: source model dev accuracy {source_dev:.3f}", flush=True)
             rows += run_case(case, checkpoint, RECIPE, args.seeds)
     table = pd.DataFrame(rows)

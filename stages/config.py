@@ -8,7 +8,7 @@ given, before the stage writes anything.
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -24,6 +24,8 @@ from pydantic import (
 from stages.errors import UserError
 
 PARAMS_FILE = Path("params.yaml")
+# The folder of checkpoints for train.init_from.path (a DVC dependency of train and tune).
+PRETRAINED_DIR = "pretrained"
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -199,25 +201,26 @@ class AugmentParams(Section):
 class InitFromParams(Section):
     """Start a torch model from a pretrained checkpoint (see stages/pretrained.py).
 
-    `path` is always a DVC dependency of train and tune (dvc.yaml templates it), so it
-    must name something that exists even with mode `none`: the default is the committed
-    `pretrained/` folder.
+    `path` lies in the `pretrained/` folder, which dvc.yaml lists as a dependency of train
+    and tune (a static path: DVC needs no templating to read it): a checkpoint elsewhere
+    would not be hashed, so replacing its bytes would not rerun them. With mode `none` the
+    default, the folder itself, is unused.
     """
 
     mode: Literal["none", "finetune", "transfer"] = "none"
-    path: Annotated[str, Field(min_length=1)] = "pretrained"
+    path: Annotated[str, Field(min_length=1)] = PRETRAINED_DIR
     freeze_epochs: Annotated[int, Field(ge=0)] = 0  # backbone frozen for the first N epochs
     backbone_lr_factor: Annotated[float, Field(gt=0, le=1)] = 1.0  # backbone lr = lr * this
     mlflow_run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
 
     @field_validator("path")
     @classmethod
-    def _outside_outputs(cls, path: str) -> str:
-        parts = Path(path).parts
-        if not Path(path).is_absolute() and parts and parts[0] == "models":
+    def _under_pretrained(cls, path: str) -> str:
+        parts = PurePosixPath(path.replace("\\", "/")).parts
+        if not parts or parts[0] != PRETRAINED_DIR or ".." in parts:
             raise ValueError(
-                "must not be under models/, which train and tune overwrite (DVC refuses a "
-                f"stage that depends on its own output); copy it to pretrained/ first, got {path!r}"
+                f"allowed: {PRETRAINED_DIR} or a relative path under it (the folder dvc.yaml "
+                f"makes a dependency of train and tune; copy the checkpoint there), got {path!r}"
             )
         return path
 

@@ -133,6 +133,13 @@ INVALID_SECTIONS = [
         r"params\.yaml: train: Input should be a valid dictionary",
         id="section-not-a-mapping",
     ),
+    pytest.param(
+        "train",
+        {"init_from": {"path": "/data/checkpoints/cnn.pt"}},
+        r"^params\.yaml: train\.init_from\.path: allowed: pretrained or a relative path under "
+        r"it \(.*\), got '/data/checkpoints/cnn\.pt'$",
+        id="checkpoint-outside-pretrained",
+    ),
 ]
 
 

@@ -70,18 +70,25 @@ def digits():
 
 
 @pytest.fixture
-def mlp_checkpoint(blobs, tmp_path) -> Path:
-    train, dev = blobs
-    fitted = fit_and_score(train_params(model="mlp"), schema(range(3)), 0, train, dev)
-    return save_checkpoint(fitted, tmp_path / "mlp", range(3))
+def pretrained_dir(tmp_path, monkeypatch) -> Path:
+    """chdir into tmp_path: train.init_from.path must be relative and under pretrained/."""
+    monkeypatch.chdir(tmp_path)
+    return Path(config.PRETRAINED_DIR)
 
 
 @pytest.fixture
-def cnn_checkpoint(digits, tmp_path) -> Path:
+def mlp_checkpoint(blobs, pretrained_dir) -> Path:
+    train, dev = blobs
+    fitted = fit_and_score(train_params(model="mlp"), schema(range(3)), 0, train, dev)
+    return save_checkpoint(fitted, pretrained_dir / "mlp", range(3))
+
+
+@pytest.fixture
+def cnn_checkpoint(digits, pretrained_dir) -> Path:
     train, dev = digits
     params = train_params(model="cnn", **{"optim.epochs": 2})
     fitted = fit_and_score(params, schema(range(10), [1, 8, 8]), 0, train, dev)
-    return save_checkpoint(fitted, tmp_path / "cnn", range(10))
+    return save_checkpoint(fitted, pretrained_dir / "cnn", range(10))
 
 
 def state_of(directory: Path) -> dict[str, torch.Tensor]:
@@ -136,15 +143,15 @@ def test_transfer_has_a_new_output_layer_and_a_frozen_backbone(blobs, mlp_checkp
     assert all(p.requires_grad for p in fitted.model.net.parameters())  # unfrozen after fit
 
 
-def test_bare_state_dict_of_the_body_loads_and_fits_input_statistics(digits, tmp_path):
+def test_bare_state_dict_of_the_body_loads_and_fits_input_statistics(digits, pretrained_dir):
     train, dev = digits
     body = CNN(64, 10, [1, 8, 8], **TINY_CNN)
-    (tmp_path / "bare").mkdir()
-    torch.save(body.state_dict(), tmp_path / "bare/cnn.pt")  # no model.json beside it
+    (pretrained_dir / "bare").mkdir(parents=True)
+    torch.save(body.state_dict(), pretrained_dir / "bare/cnn.pt")  # no model.json beside it
     params = train_params(
         model="cnn",
         **{"optim.epochs": 1, "optim.lr": 1e-12},
-        init_from={"mode": "finetune", "path": str(tmp_path / "bare/cnn.pt")},
+        init_from={"mode": "finetune", "path": str(pretrained_dir / "bare/cnn.pt")},
     )
     fitted = fit_and_score(params, schema(range(10), [1, 8, 8]), 0, train, dev)
     net = fitted.model.net
@@ -351,11 +358,12 @@ class Exploit:
         return (os.system, (f"touch {self.marker}",))
 
 
-def test_a_malicious_pickle_is_refused_and_never_runs(blobs, tmp_path):
+def test_a_malicious_pickle_is_refused_and_never_runs(blobs, tmp_path, pretrained_dir):
     marker = tmp_path / "pwned"
-    torch.save({"1.head.weight": Exploit(marker)}, tmp_path / "evil.pt")
+    pretrained_dir.mkdir()
+    torch.save({"1.head.weight": Exploit(marker)}, pretrained_dir / "evil.pt")
     params = train_params(
-        model="mlp", init_from={"mode": "finetune", "path": str(tmp_path / "evil.pt")}
+        model="mlp", init_from={"mode": "finetune", "path": str(pretrained_dir / "evil.pt")}
     )
     with pytest.raises(
         UserError,
@@ -400,7 +408,12 @@ def test_unusable_paths(content, message, tmp_path):
         ),
         (
             {"init_from": {"path": "models/model/seed-0"}},
-            r"train\.init_from\.path: must not be under models/.*copy it to pretrained/ first",
+            r"train\.init_from\.path: allowed: pretrained or a relative path under it .*"
+            r"got 'models/model/seed-0'$",
+        ),
+        (
+            {"init_from": {"path": "pretrained/../models/model"}},
+            r"train\.init_from\.path: allowed: .*, got 'pretrained/\.\./models/model'$",
         ),
         (
             {"init_from": {"backbone_lr_factor": 0}},
@@ -411,22 +424,40 @@ def test_unusable_paths(content, message, tmp_path):
             r"train\.init_from\.mlflow_run_id: String should match",
         ),
     ],
-    ids=["sklearn model", "under models", "lr factor 0", "run id"],
+    ids=["sklearn model", "under models", "climbs out", "lr factor 0", "run id"],
 )
 def test_init_from_params_are_validated(raw, message):
     with pytest.raises(UserError, match=message):
         config.parse_section("train", raw)
 
 
+def test_a_checkpoint_outside_pretrained_is_refused_in_one_line(workdir, tmp_path):
+    """The path must lie in the folder dvc.yaml makes a dependency of train and tune."""
+    outside = str(tmp_path / "elsewhere/weights.pt")
+    workdir({"train": {"model": "mlp", "init_from": {"mode": "finetune", "path": outside}}})
+    with pytest.raises(UserError) as caught:
+        config.load("train")
+    assert str(caught.value) == (
+        "params.yaml: train.init_from.path: allowed: pretrained or a relative path under it "
+        "(the folder dvc.yaml makes a dependency of train and tune; copy the checkpoint "
+        f"there), got {outside!r}"
+    )
+
+
 def test_tune_leaves_the_pretrained_layer_sizes_out_of_its_space(caplog):
     lr = config.SpaceParam(type="float", low=1e-4, high=1e-2)
     channels = config.SpaceParam(type="categorical", choices=[[4, 8], [8, 16]])
     tune = config.TuneParams(space={"optim.lr": lr, "cnn.channels": channels})
-    pretrained_cnn = train_params(model="cnn", init_from={"mode": "finetune", "path": "x"})
+    pretrained_cnn = train_params(
+        model="cnn", init_from={"mode": "finetune", "path": "pretrained/x"}
+    )
 
     searched = tuning.without_pretrained_layers(tune, pretrained_cnn)
     assert list(searched.space) == ["optim.lr"]
-    assert "not searching cnn.channels: train.init_from (x) fixes the layer sizes" in caplog.text
+    assert (
+        "not searching cnn.channels: train.init_from (pretrained/x) fixes the layer sizes"
+        in caplog.text
+    )
     assert tuning.without_pretrained_layers(tune, train_params(model="cnn")) is tune  # scratch
     with pytest.raises(
         UserError,
@@ -479,7 +510,7 @@ def test_mlflow_with_an_unknown_run_id_records_the_digest_only(mlp_checkpoint):
 # --- the point of it: less data needed --------------------------------------------------
 
 
-def test_finetuning_beats_scratch_on_a_few_noisy_digits(tmp_path):
+def test_finetuning_beats_scratch_on_a_few_noisy_digits(pretrained_dir):
     """Pretrained on clean digits, 27 noisy training rows: fine-tuning wins by a margin.
 
     benchmarks/transfer_digits.py measures the same over 3 seeds and 4 data fractions;
@@ -505,8 +536,8 @@ def test_finetuning_beats_scratch_on_a_few_noisy_digits(tmp_path):
     source_train = (source_x[:700], source_y[:700])
     source_dev = (source_x[700:], source_y[700:])
     source = fit_and_score(train_params(**recipe), digits_schema, 0, source_train, source_dev)
-    source.model.save(tmp_path / "source")
-    init_from = {"mode": "finetune", "path": str(tmp_path / "source")}
+    source.model.save(pretrained_dir / "source")
+    init_from = {"mode": "finetune", "path": str(pretrained_dir / "source")}
     methods = {
         "scratch": train_params(**recipe),
         "finetune": train_params(**recipe, init_from=init_from),

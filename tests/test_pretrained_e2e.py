@@ -1,11 +1,13 @@
 """Fine-tuning and transfer through DVC: `dvc repro` pretrains, `dvc exp run -S
 train.init_from...` fine-tunes (whole pipeline, tune included) and transfers to a new label
-set; the checkpoint is a dependency of train, and MLflow links the run that wrote it."""
+set; the folder pretrained/ is a dependency of train and tune (the checkpoint's path a param
+of both), and MLflow links the run that wrote it."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,7 +53,7 @@ SMALL = {
 
 
 def _params() -> dict[str, Any]:
-    """Every section with its config defaults (DVC templates train.init_from.path), then SMALL."""
+    """Every section with its config defaults, then SMALL."""
     params = {name: model().model_dump(mode="json") for name, model in config.SECTIONS.items()}
     for name, section in SMALL.items():
         for key, value in section.items():
@@ -165,10 +167,10 @@ def test_finetune_and_transfer_through_dvc_exp_run(tmp_path: Path) -> None:
     assert tuned["init_from"]["sha256"] == digest
     assert tuned["net"]["hidden_sizes"] == [32]  # the checkpoint's
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    train_deps = {dep["path"] for dep in lock["stages"]["train"]["deps"]}
-    assert CHECKPOINT in train_deps and CHECKPOINT in {
-        dep["path"] for dep in lock["stages"]["tune"]["deps"]
-    }
+    for stage in ("train", "tune"):
+        assert "pretrained" in {dep["path"] for dep in lock["stages"][stage]["deps"]}
+        params = lock["stages"][stage]["params"]["params.yaml"]["train"]
+        assert params["init_from"]["path"] == CHECKPOINT
     train_runs, all_runs = _runs(repo, "train")
     pretrain_seed = next(
         run
@@ -204,7 +206,8 @@ def test_finetune_and_transfer_through_dvc_exp_run(tmp_path: Path) -> None:
     assert transferred["n_classes"] == 2
     assert transferred["init_from"]["mode"] == "transfer"
 
-    # 4. A changed checkpoint makes train (and tune) stale.
+    # 4. A changed checkpoint makes train and tune stale (the folder is their dependency).
     shutil.copy2(paths.seed_dir(repo / paths.MODEL_DIR, 0) / "weights.pt", repo / CHECKPOINT)
-    status = _dvc(repo, "status", "train")
-    assert "modified:" in status and CHECKPOINT in status
+    for stage in ("train", "tune"):
+        status = _dvc(repo, "status", stage)
+        assert re.search(r"modified:\s+pretrained\n", status), status
