@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,10 +21,10 @@ from typing import Any
 
 import pytest
 import yaml
+from project_copy import commit_copy, copy_project, dvc, merge, pipeline_env
 
 from stages import paths
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--headless",
@@ -58,66 +57,16 @@ TINY = {
 }
 
 
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "space":
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _copy_project(destination: Path) -> None:
-    """The tracked files as they are in the working tree, plus every stages/ module."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True, timeout=60
-    ).stdout.decode()
-    names = set(filter(None, listed.split("\0")))
-    names |= {path.relative_to(REPO_ROOT).as_posix() for path in REPO_ROOT.glob("stages/*.py")}
-    for name in sorted(names):
-        source = REPO_ROOT / name
-        if source.is_file():
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-
-
-def _env() -> dict[str, str]:
-    """No tracking override: the store defaults to <copy>/mlflow.db (from DVC_ROOT)."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_ROOT", "DVC_EXP_NAME"}
-        and not key.startswith("PYTEST_")
-    }
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["DVC_NO_ANALYTICS"] = "1"
-    return env
-
-
-def _run(repo: Path, *command: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        list(command), cwd=repo, env=_env(), capture_output=True, text=True, timeout=timeout
-    )
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
 @pytest.fixture(scope="module")
 def diabetes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A copy of the project run once with `dvc repro` on sklearn:diabetes."""
     repo = tmp_path_factory.mktemp("diabetes") / "repo"
-    _copy_project(repo)
-    params = _merge(yaml.safe_load((repo / "params.yaml").read_text()), TINY)
+    copy_project(repo)
+    params = merge(yaml.safe_load((repo / "params.yaml").read_text()), TINY)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-    _run(repo, *git, "init", "-q")
-    _run(repo, *git, "add", "-A")
-    _run(repo, *git, "commit", "-q", "-m", "copy")
-    dvc = str(Path(sys.executable).parent / "dvc")
-    result = _run(repo, dvc, "repro")
-    return {"repo": repo, "stdout": result.stdout + result.stderr, "dvc": dvc}
+    commit_copy(repo)
+    result = dvc(repo, "repro")
+    return {"repo": repo, "stdout": result.stdout + result.stderr}
 
 
 def _read_json(repo: Path, path: Path) -> dict[str, Any]:
@@ -169,7 +118,7 @@ def test_regression_plots_report_and_dvc_html(diabetes: dict[str, Any]) -> None:
         assert f"](plots/{image})" in report
 
     html_dir = repo.parent / "html"
-    _run(repo, diabetes["dvc"], "plots", "show", "-o", str(html_dir))
+    dvc(repo, "plots", "show", "-o", str(html_dir))
     html = (html_dir / "index.html").read_text()
     for title in ("Residuals on test", "Predicted vs actual on test", "Learning curve"):
         assert title in html
@@ -254,7 +203,7 @@ def mlflow_server(diabetes: dict[str, Any], tmp_path: Path):
         server = subprocess.Popen(
             command,
             cwd=repo,
-            env=_env(),
+            env=pipeline_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

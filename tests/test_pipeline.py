@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import json
-import os
-import shutil
-import subprocess
-import sys
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 import yaml
+from project_copy import commit_copy, copy_project, default_params, dvc
 
 from stages import paths
 
@@ -75,6 +74,57 @@ def test_code_deps_exist() -> None:
         for dep in _entries(stage, "deps"):
             if dep.startswith("stages/"):
                 assert (REPO_ROOT / dep).is_file(), f"{name}: dep {dep} does not exist"
+
+
+# Modules that only talk to MLflow: no DVC output depends on them, so they are no deps.
+MLFLOW_ONLY = {"tracking", "registry", "serving", "pyfunc_entry"}
+# (importing module, imported module) -> the stages that never run that import, and why.
+NOT_RUN = {
+    ("config", "models"): ({"prepare", "split"}, "only checks train.model, which they never read"),
+    ("datasets", "images"): (
+        {"split", "train", "tune", "evaluate"},
+        "only reads an image-folder prepare.source",
+    ),
+    ("train", "plots"): ({"train"}, "draws the MLflow figures"),
+    ("tune", "plots"): ({"tune"}, "draws the MLflow figures"),
+    ("models", "augment"): ({"evaluate"}, "only while fitting"),
+    ("models", "pretrained"): ({"evaluate"}, "only while fitting from a checkpoint"),
+}
+
+
+def _imports(module: str) -> set[str]:
+    """Modules of the package `module` imports, at the top or inside functions."""
+    tree = ast.parse((REPO_ROOT / "stages" / f"{module}.py").read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "stages":
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("stages.")}
+    return found
+
+
+@pytest.mark.parametrize("stage", ["prepare", "split", "train", "tune", "evaluate"])
+def test_each_stage_depends_on_every_module_it_runs(stage: str) -> None:
+    """A code edit reruns every stage that runs the edited module: each module a stage's code
+    deps import is a code dep too, unless it only talks to MLflow or the stage never runs it."""
+    deps = _entries(_dvc_stages()[stage], "deps")
+    listed = {PurePosixPath(dep).stem for dep in deps if dep.startswith("stages/")}
+    for module in sorted(listed):
+        for imported in sorted(_imports(module) - listed - MLFLOW_ONLY):
+            skipped, why = NOT_RUN.get((module, imported), (set(), ""))
+            assert stage in skipped and why, (
+                f"{stage} runs stages/{module}.py, which imports {imported}: add "
+                f"stages/{imported}.py to its deps in dvc.yaml (or to NOT_RUN in this test "
+                "with the reason the stage never runs that import)"
+            )
+
+
+def test_not_run_names_only_imports_that_exist() -> None:
+    for module, imported in NOT_RUN:
+        assert imported in _imports(module), (module, imported)
 
 
 def _paths_py() -> set[PurePosixPath]:
@@ -154,73 +204,8 @@ STAGE_OUTPUTS = [
 ]
 
 
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "space":
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _small_params() -> dict[str, Any]:
-    """Every section with its defaults from stages/config.py (DVC needs each key it tracks),
-    overridden by SMALL_PARAMS."""
-    from stages import config
-
-    defaults = {name: model().model_dump(mode="json") for name, model in config.SECTIONS.items()}
-    params = _merge(defaults, SMALL_PARAMS)
-    for name, raw in params.items():
-        config.parse_section(name, raw)
-    return params
-
-
-def _copy_tracked_files(destination: Path) -> None:
-    """Tracked files plus new ones git does not ignore: the tree a commit of the work would hold."""
-    command = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
-    listed = subprocess.run(
-        command, cwd=REPO_ROOT, capture_output=True, check=True, timeout=60
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = REPO_ROOT / name
-        if source.is_file():  # tracked but deleted in the working tree: skip
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-
-
-def _git(repo: Path, *args: str) -> str:
-    command = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args]
-    result = subprocess.run(command, cwd=repo, capture_output=True, text=True, check=True)
-    return result.stdout.strip()
-
-
-def _pipeline_env() -> dict[str, str]:
-    """The user's environment with no tracking override: the store defaults to <copy>/mlflow.db."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_ROOT", "DVC_EXP_NAME"}
-        and not key.startswith("PYTEST_")
-    }
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["DVC_NO_ANALYTICS"] = "1"
-    return env
-
-
-def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    dvc = Path(sys.executable).parent / "dvc"
-    result = subprocess.run(
-        [str(dvc if dvc.exists() else "dvc"), *args],
-        cwd=repo,
-        env=_pipeline_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
+    return default_params(SMALL_PARAMS)
 
 
 def _metric_bytes(repo: Path) -> dict[str, bytes]:
@@ -276,14 +261,11 @@ def _check_mlflow(repo: Path, commit: str) -> None:
 @pytest.mark.e2e
 def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    _copy_tracked_files(repo)
+    copy_project(repo)
     (repo / "params.yaml").write_text(yaml.safe_dump(_small_params(), sort_keys=False))
-    _git(repo, "init", "-q")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "copy")
-    commit = _git(repo, "rev-parse", "HEAD")
+    commit = commit_copy(repo)
 
-    result = _dvc(repo, "repro")
+    result = dvc(repo, "repro")
     assert "fit verdict" in result.stdout
 
     for output in STAGE_OUTPUTS:
@@ -299,6 +281,14 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     _check_mlflow(repo, commit)
 
     first = _metric_bytes(repo)
-    _dvc(repo, "repro", "--force")
+    dvc(repo, "repro", "--force")
     assert _metric_bytes(repo) == first
-    assert _dvc(repo, "status").stdout.strip().endswith("up to date.")
+    assert dvc(repo, "status").stdout.strip().endswith("up to date.")
+
+    # A code edit reruns only the stages that run the edited module.
+    for module, reruns in (("report", {"evaluate"}), ("augment", {"train", "tune"})):
+        with (repo / "stages" / f"{module}.py").open("a") as handle:
+            handle.write("# edited\n")
+        ran = set(re.findall(r"Running stage '(\w+)'", dvc(repo, "repro").stdout))
+        # evaluate follows train and tune only if their outputs changed (not for a comment)
+        assert reruns <= ran <= {*reruns, "evaluate"}, ran

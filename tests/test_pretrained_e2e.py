@@ -6,17 +6,15 @@ of both), and MLflow links the run that wrote it."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
+from project_copy import commit_copy, copy_project, dvc, git
 from sklearn.datasets import load_digits
 
 from stages import config, io, paths
@@ -61,18 +59,6 @@ def _params() -> dict[str, Any]:
     return params
 
 
-def _copy_project(destination: Path) -> None:
-    """Tracked files plus new ones git does not ignore, as a commit of the work would hold."""
-    command = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
-    listed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, check=True, timeout=60)
-    for name in filter(None, listed.stdout.decode().split("\0")):
-        source = REPO_ROOT / name
-        if source.is_file():
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-
-
 def _write_digits(repo: Path) -> None:
     """Two CSV sources with the same 64 pixel columns: digit labels, and even/odd labels."""
     bunch = load_digits()
@@ -83,32 +69,9 @@ def _write_digits(repo: Path) -> None:
     frame.assign(label=parity)[600:900].to_csv(repo / "data/raw/parity.csv", index=False)
 
 
-def _env() -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_ROOT", "DVC_EXP_NAME"}
-        and not key.startswith("PYTEST_")
-    }
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["DVC_NO_ANALYTICS"] = "1"
-    return env
-
-
-def _run(repo: Path, *command: str) -> str:
-    result = subprocess.run(
-        list(command), cwd=repo, env=_env(), capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+def _dvc_output(repo: Path, *args: str) -> str:
+    result = dvc(repo, *args, timeout=600)
     return result.stdout + result.stderr
-
-
-def _git(repo: Path, *args: str) -> str:
-    return _run(repo, "git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args)
-
-
-def _dvc(repo: Path, *args: str) -> str:
-    return _run(repo, str(Path(sys.executable).parent / "dvc"), *args)
 
 
 def _model_config(repo: Path) -> dict[str, Any]:
@@ -136,22 +99,20 @@ def _runs(repo: Path, stage: str) -> tuple[list[Any], list[Any]]:
 @pytest.mark.e2e
 def test_finetune_and_transfer_through_dvc_exp_run(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    _copy_project(repo)
+    copy_project(repo)
     _write_digits(repo)
     (repo / "params.yaml").write_text(yaml.safe_dump(_params(), sort_keys=False))
-    _git(repo, "init", "-q")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "copy")
+    commit_copy(repo)
 
     # 1. Pretrain on digits 0-9 and keep the model as a checkpoint under pretrained/.
-    _dvc(repo, "repro", "train")
+    dvc(repo, "repro", "train")
     shutil.copytree(paths.seed_dir(repo / paths.MODEL_DIR, 0), repo / CHECKPOINT)
     digest = io.file_digest(repo / CHECKPOINT / "weights.pt")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "pretrained checkpoint")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "pretrained checkpoint")
 
     # 2. Fine-tune: the whole pipeline, tune inheriting train.init_from.
-    output = _dvc(
+    output = _dvc_output(
         repo,
         "exp",
         "run",
@@ -185,7 +146,7 @@ def test_finetune_and_transfer_through_dvc_exp_run(tmp_path: Path) -> None:
     assert tune_tags["init_from.mlflow_run_id"] == pretrain_seed.info.run_id
 
     # 3. Transfer to another label set (even/odd): a new output layer, backbone frozen first.
-    output = _dvc(
+    output = _dvc_output(
         repo,
         "exp",
         "run",
@@ -209,5 +170,5 @@ def test_finetune_and_transfer_through_dvc_exp_run(tmp_path: Path) -> None:
     # 4. A changed checkpoint makes train and tune stale (the folder is their dependency).
     shutil.copy2(paths.seed_dir(repo / paths.MODEL_DIR, 0) / "weights.pt", repo / CHECKPOINT)
     for stage in ("train", "tune"):
-        status = _dvc(repo, "status", stage)
+        status = dvc(repo, "status", stage).stdout
         assert re.search(r"modified:\s+pretrained\n", status), status

@@ -459,17 +459,16 @@ def test_workers_and_coordinator_share_one_postgres_study(
 @pytest.mark.e2e
 def test_dvc_exp_run_sets_the_search(tmp_path: Path) -> None:
     """`dvc exp run -S tune.<key>=...` reruns prepare, split and tune with the new search."""
-    from test_pipeline import _copy_tracked_files, _dvc, _git, _small_params
+    from project_copy import commit_copy, copy_project, dvc
+    from test_pipeline import _small_params
 
     repo = tmp_path / "repo"
-    _copy_tracked_files(repo)
+    copy_project(repo)
     (repo / "params.yaml").write_text(yaml.safe_dump(_small_params(), sort_keys=False))
-    _git(repo, "init", "-q")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "copy")
+    commit_copy(repo)
 
     overrides = ["tune.method=grid", "tune.n_trials=null", "tune.pruner=median"]
-    _dvc(repo, "exp", "run", "--name", "grid-search", *(f"-S{o}" for o in overrides), "tune")
+    dvc(repo, "exp", "run", "--name", "grid-search", *(f"-S{o}" for o in overrides), "tune")
     result = json.loads((repo / paths.TUNE_METRICS).read_text())
     assert (result["method"], result["pruner"], result["n_trials"]) == ("grid", "median", 3)
     assert sum(result["trial_states"].values()) == 3

@@ -1,0 +1,88 @@
+"""The end-to-end tests' project copy: the work tree in a temporary folder, committed to a
+fresh git repository, driven with git and dvc as a user drives it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DVC = Path(sys.executable).parent / "dvc"
+
+
+def copy_project(destination: Path) -> None:
+    """Tracked files plus new ones git does not ignore: the tree a commit of the work would hold."""
+    command = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    listed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, check=True, timeout=60)
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        source = REPO_ROOT / name
+        if source.is_file():  # tracked but deleted in the working tree: skip
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def pipeline_env() -> dict[str, str]:
+    """The user's environment with no tracking override: the store defaults to <copy>/mlflow.db."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_ROOT", "DVC_EXP_NAME"}
+        and not key.startswith("PYTEST_")
+    }
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    return env
+
+
+def run(repo: Path, *command: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    """Run a command in the copy; a non-zero exit fails the test with its output."""
+    result = subprocess.run(
+        list(command), cwd=repo, env=pipeline_env(), capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def git(repo: Path, *args: str) -> str:
+    identity = ["-c", "user.name=test", "-c", "user.email=test@example.com"]
+    return run(repo, "git", *identity, *args).stdout.strip()
+
+
+def dvc(repo: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    return run(repo, str(DVC if DVC.exists() else "dvc"), *args, timeout=timeout)
+
+
+def commit_copy(repo: Path) -> str:
+    """Make the copy a git repository with one commit; return its hash."""
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "copy")
+    return git(repo, "rev-parse", "HEAD")
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` merged in, section by section (a search space is replaced)."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "space":
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def default_params(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Every section with its defaults from stages/config.py (DVC needs each key it tracks),
+    overridden by `overrides`, and validated."""
+    from stages import config
+
+    defaults = {name: model().model_dump(mode="json") for name, model in config.SECTIONS.items()}
+    params = merge(defaults, overrides)
+    for name, raw in params.items():
+        config.parse_section(name, raw)
+    return params
