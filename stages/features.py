@@ -67,14 +67,27 @@ class Preprocessor:
     def feature_names(self) -> list[str]:
         return [str(name) for name in self.transformer.get_feature_names_out()]
 
-    def transform(self, frame: pd.DataFrame, where: str = "input") -> np.ndarray:
-        """Rows -> float32 matrix, in chunks so temporaries stay small."""
+    def transform(
+        self, frame: pd.DataFrame, where: str = "input", out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Rows -> a float32 matrix, in chunks so temporaries stay small.
+
+        `out`: a (rows, outputs) array to write into instead (e.g. rows of a larger matrix)
+        in the dtype the model computes in, so that it makes no copy of its own. The values
+        are float32 whatever `out` holds: a model learns from what it will predict from.
+        """
         self._require_columns(frame, where)
-        n_outputs = len(self.transformer.get_feature_names_out())
-        out = np.empty((len(frame), n_outputs), dtype=np.float32)
+        shape = (len(frame), len(self.transformer.get_feature_names_out()))
+        if out is None:
+            out = np.empty(shape, dtype=np.float32)
+        elif out.shape != shape:
+            raise ValueError(f"out must have the shape {shape} (rows, outputs); got {out.shape}")
         for start in range(0, len(frame), CHUNK_ROWS):
             chunk = expand(frame.iloc[start : start + CHUNK_ROWS], self.columns, self.kinds, where)
-            out[start : start + len(chunk)] = self.transformer.transform(chunk)
+            values = self.transformer.transform(chunk)
+            if out.dtype != np.float32:
+                values = values.astype(np.float32)
+            out[start : start + len(chunk)] = values
         return out
 
     def check(self, frame: pd.DataFrame, where: str) -> tuple[pd.DataFrame, dict[str, list]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,10 @@ import numpy as np
 from stages import config, datasets, metrics
 from stages.config import BaseParams, FeaturesParams, TrainParams
 from stages.errors import UserError
-from stages.features import Preprocessor, fit_preprocessor
-from stages.models import build_model
+from stages.features import CHUNK_ROWS, Preprocessor, fit_preprocessor
+from stages.models import TORCH_MODELS, build_model
 from stages.paths import SPLIT_FILES
-from stages.tables import read_frame
+from stages.tables import read_batches, read_frame, row_count
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -32,33 +33,62 @@ class Fitted:
 
 
 def load_train_dev(
-    schema: dict[str, Any], params: FeaturesParams | None = None
+    schema: dict[str, Any], params: FeaturesParams | None = None, dtype: Any = np.float32
 ) -> tuple[Preprocessor, Arrays, Arrays]:
-    """Read train and dev, fit the preprocessor on train, return both as arrays.
+    """Fit the preprocessor on train; train and dev as (features, targets) arrays.
 
     `params`: the `features` section of params.yaml (read from it when not given).
+    `dtype`: of the feature matrices; the one the model computes in (`models.input_dtype`),
+    so that it makes no copy of its own.
     """
     if params is None:
         (params,) = config.load("features")
-    # One split at a time, freed once it is a matrix: memory stays near the data's size.
-    frame = read_frame(SPLIT_FILES["train"])
-    preprocessor = fit_preprocessor(frame, schema, params)
-    train = (preprocessor.transform(frame), datasets.encode_target(frame, schema))
-    frame = read_frame(SPLIT_FILES["dev"])
-    dev = (preprocessor.transform(frame), datasets.encode_target(frame, schema))
+    # The train frame lives only while the preprocessor is fitted. Each split is then read
+    # again in row batches, straight into its matrix: memory never holds a frame and its
+    # matrix together.
+    preprocessor = fit_preprocessor(read_frame(SPLIT_FILES["train"]), schema, params)
+    train = read_arrays(SPLIT_FILES["train"], preprocessor, schema, dtype)
+    dev = read_arrays(SPLIT_FILES["dev"], preprocessor, schema, dtype)
     return preprocessor, train, dev
 
 
-def configure_torch(base: BaseParams) -> None:
-    """A fixed thread count and deterministic kernels: same params, same bytes."""
+def read_arrays(
+    path: Path, preprocessor: Preprocessor, schema: dict[str, Any], dtype: Any = np.float32
+) -> Arrays:
+    """A split file through a fitted preprocessor, batch by batch: (features, targets)."""
+    n_rows = row_count(path)
+    features = np.empty((n_rows, len(preprocessor.feature_names)), dtype=dtype)
+    targets, start = [], 0
+    for batch in read_batches(path, [*preprocessor.columns, schema["target"]], CHUNK_ROWS):
+        preprocessor.transform(batch, out=features[start : start + len(batch)])
+        targets.append(datasets.encode_target(batch, schema))
+        start += len(batch)
+    return features, np.concatenate(targets)
+
+
+def configure_torch(base: BaseParams, model: str | None = None) -> None:
+    """A fixed thread count and deterministic kernels: same params, same bytes.
+
+    `model`: the one to train; for a scikit-learn model torch is not even imported (it
+    would cost the process a few hundred MB for nothing).
+    """
     import os
 
+    if model is not None and model not in TORCH_MODELS:
+        return
     import torch
 
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     torch.set_num_threads(base.threads)
     # warn_only: a CUDA kernel without a deterministic version warns instead of failing.
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resolve_progress(mode: str) -> str:
+    """train.progress: `auto` is a bar on a terminal, log lines otherwise."""
+    if mode == "auto":
+        return "bar" if sys.stderr.isatty() else "log"
+    return mode
 
 
 def resample(train: Arrays, strategy: str, seed: int) -> Arrays:

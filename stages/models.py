@@ -35,6 +35,15 @@ BASELINE = "baseline"
 CONFIG_FILE = "model.json"
 
 Arrays = tuple[np.ndarray, np.ndarray]
+# HistGradientBoosting bins each feature on its quantiles: scaling would change nothing but
+# cost a copy of the matrix. It computes in float64: fed anything else, it copies again.
+UNSCALED = frozenset({"hist_gradient_boosting"})
+INPUT_DTYPES = {"hist_gradient_boosting": np.float64}
+
+
+def input_dtype(model: str) -> type:
+    """The dtype of the feature matrix `model` takes as is, without a copy of its own."""
+    return INPUT_DTYPES.get(model, np.float32)
 
 
 def build_model(params: TrainParams, schema: dict[str, Any], seed: int) -> Any:
@@ -103,7 +112,8 @@ class SklearnModel:
         from sklearn.preprocessing import StandardScaler
 
         estimator = ESTIMATORS[params.model](params, task, seed)
-        return cls(params.model, task, n_classes, make_pipeline(StandardScaler(), estimator))
+        steps = [estimator] if params.model in UNSCALED else [StandardScaler(), estimator]
+        return cls(params.model, task, n_classes, make_pipeline(*steps))
 
     def fit(self, train: Arrays, dev: Arrays) -> list[dict[str, float]]:
         self.estimator.fit(*train)
@@ -309,14 +319,16 @@ class TorchModel:
             self.config["target_std"] = float(targets.std() + 1e-6)
         self.net = self._build(features.shape[1])
         images = self.name == "cnn" or params.augment.enabled
-        self.net[0].fit(torch.tensor(features), per_feature=not images)
+        self.net[0].fit(torch.as_tensor(features), per_feature=not images)
         backbone, fingerprint = self._start_from_checkpoint(fingerprint)
         if params.augment.enabled and not image_shape:
             raise UserError(
                 "params.yaml: train.augment.enabled: augmentation needs image-shaped data "
                 "(schema image_shape); got tabular data"
             )
-        augment = make_augment(params.augment, image_shape, float(features.std()))
+        # The std of every value needs a full-size temporary: only when augmentation uses it.
+        pixel_std = float(features.std()) if params.augment.enabled else 1.0
+        augment = make_augment(params.augment, image_shape, pixel_std)
         device = resolve_device(params.device)
         self.net.to(device)
         loop = training.LoopConfig(
@@ -404,11 +416,12 @@ class TorchModel:
         import torch
 
         features, targets = data
-        x = torch.tensor(features, dtype=torch.float32, device=device)
+        # as_tensor: on the CPU, a float32 matrix is shared, not copied.
+        x = torch.as_tensor(features, dtype=torch.float32, device=device)
         if self.task == "classification":
-            return x, torch.tensor(targets, dtype=torch.long, device=device)
+            return x, torch.as_tensor(targets, dtype=torch.long, device=device)
         scaled = (targets - self.config["target_mean"]) / self.config["target_std"]
-        return x, torch.tensor(scaled, dtype=torch.float32, device=device).unsqueeze(1)
+        return x, torch.as_tensor(scaled, dtype=torch.float32, device=device).unsqueeze(1)
 
     # -- inference -----------------------------------------------------------------------
 
@@ -417,7 +430,7 @@ class TorchModel:
 
         from stages.training import predict_outputs
 
-        return predict_outputs(self.net, torch.tensor(features, dtype=torch.float32))
+        return predict_outputs(self.net, torch.as_tensor(features, dtype=torch.float32))
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         outputs = self._outputs(features)

@@ -10,7 +10,7 @@ pyarrow, CSV streamed block by block, so memory stays near the size of the data.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,35 @@ def read_head(path: Path, rows: int = 5) -> pd.DataFrame:
     if batch is None:
         return to_frame(parquet.schema_arrow.empty_table())
     return to_frame(pa.Table.from_batches([batch]))
+
+
+def row_count(path: Path) -> int:
+    """Rows of a Parquet file, from its metadata."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def read_batches(
+    path: Path, columns: list[str] | None = None, rows: int = 1 << 16
+) -> Iterator[pd.DataFrame]:
+    """A Parquet file written by this pipeline as frames of at most `rows` rows, read one
+    at a time (one frame, empty, for a file without rows).
+
+    Text stays categorical in every batch (no `identifiers_as_strings`: a batch's share
+    of distinct values says nothing about the column).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    use_lean_memory_pool()
+    parquet = pq.ParquetFile(path, pre_buffer=False)
+    if parquet.metadata.num_rows == 0:
+        empty = parquet.schema_arrow.empty_table()
+        yield to_frame(empty.select(columns) if columns is not None else empty)
+        return
+    for batch in parquet.iter_batches(batch_size=rows, columns=columns):
+        yield to_frame(pa.Table.from_batches([batch]))
 
 
 def _read_arrow(path: Path, column_types: Mapping[str, str]) -> tuple[Any, dict[str, str]]:

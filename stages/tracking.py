@@ -8,6 +8,7 @@ and queued runs) or this repository. `MLFLOW_TRACKING_URI` overrides the store.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import subprocess
@@ -20,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+from mlflow.types import Schema
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +232,6 @@ def log_model(model_dir: Path, schema: dict[str, Any], example: Any, name: str =
 
 
 def _write_schema(schema: dict[str, Any], directory: Path) -> str:
-    import json
-
     path = directory / "schema.json"
     path.write_text(json.dumps(schema))
     return str(path)
@@ -256,20 +257,45 @@ def split_digest(path: Path) -> str:
 
 def log_split_inputs(schema: dict[str, Any], splits: dict[str, Path]) -> None:
     """Record the split files the active run read (mlflow.log_input): name and digest."""
-    import mlflow.data
-    import pandas as pd
-
     for split, path in splits.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # source type guess, int columns
-            dataset = mlflow.data.from_pandas(
-                pd.read_parquet(path),
-                source=str(Path(path).resolve()),
-                targets=schema["target"],
-                name=f"{dataset_name(schema)}-{split}",
-                digest=split_digest(Path(path)),
-            )
-            mlflow.log_input(dataset, context=split)
+        dataset = split_dataset(Path(path), f"{dataset_name(schema)}-{split}")
+        mlflow.log_input(dataset, context=split)
+
+
+class SplitFile(MetaDataset):
+    """MLflow's record of a table from its metadata alone, profiled as pandas tables are."""
+
+    def __init__(self, source: Any, name: str, digest: str, schema: Any, shape: tuple[int, int]):
+        super().__init__(source, name=name, digest=digest, schema=schema)
+        self.shape = shape
+
+    @property
+    def profile(self) -> dict[str, int]:
+        return {"num_rows": self.shape[0], "num_elements": self.shape[0] * self.shape[1]}
+
+    def to_dict(self) -> dict[str, str]:
+        return {**super().to_dict(), "profile": json.dumps(self.profile)}
+
+
+def split_dataset(path: Path, name: str) -> SplitFile:
+    """A split file as the record `mlflow.data.from_pandas` makes of the whole file (source,
+    digest, schema, profile), built without the file in memory: the schema is inferred one
+    column at a time, the shape read from the file's metadata."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    digest, columns = split_digest(path), pq.read_schema(path).names
+    schemas = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # source type guess, int columns
+        source = resolve_dataset_source(str(path.resolve()))
+        for column in columns:  # only the schema is kept: one column in memory at a time
+            one = pd.read_parquet(path, columns=[column])
+            schemas.append(mlflow.data.from_pandas(one, source, digest=digest).schema)
+    schema = None if None in schemas else Schema([spec for s in schemas for spec in s.inputs])
+    shape = (pq.ParquetFile(path).metadata.num_rows, len(columns))
+    return SplitFile(source, name, digest, schema, shape)
 
 
 # --- pretrained checkpoints --------------------------------------------------------------

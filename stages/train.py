@@ -13,8 +13,8 @@ import pandas as pd
 
 from stages import config, datasets, io, learning_curve, metrics, pretrained
 from stages.errors import run_stage
-from stages.fitting import configure_torch, fit_and_score, load_train_dev
-from stages.models import build_baseline, save_model
+from stages.fitting import configure_torch, fit_and_score, load_train_dev, resolve_progress
+from stages.models import build_baseline, input_dtype, save_model
 from stages.paths import (
     BASELINE_DIR,
     CHECKPOINT_DIR,
@@ -26,7 +26,6 @@ from stages.paths import (
     TRAIN_METRICS,
     seed_dir,
 )
-from stages.training import resolve_progress
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +83,8 @@ def main() -> None:
     base, params, curve_params = config.load("base", "train", "learning_curve")
     schema = io.read_json(SCHEMA)
     task, n_classes = schema["task"], len(schema["classes"] or [])
-    preprocessor, train, dev = load_train_dev(schema)
-    configure_torch(base)
+    preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(params.model))
+    configure_torch(base, params.model)
     lineage = pretrained.lineage(params.init_from)  # checked before any training
 
     baseline = build_baseline(task, n_classes)
@@ -109,6 +108,7 @@ def main() -> None:
     ]
     summary = summarize(task, baseline_scores, fitted)
     curve = learning_curve.for_train(params, curve_params.fractions, schema, dev, train, fitted[0])
+    del train, dev  # what follows reads files: free the matrices before MLflow loads
 
     with io.atomic_dir(BASELINE_DIR) as tmp:
         save_model(baseline, preprocessor, tmp)

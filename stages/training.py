@@ -219,8 +219,12 @@ def train_epoch(
     for module in frozen or []:
         module.eval()  # a frozen batch norm keeps its running statistics
     by_hand = handgrad.plan(net, loss_fn) if loop.hand_gradients and not autocast else None
-    losses, outputs_seen, targets_seen = [], [], []
-    for index in batches(len(features), optim.batch_size, generator):
+    indices = list(batches(len(features), optim.batch_size, generator))
+    # The epoch's outputs fill one tensor: a small tensor kept per batch would fragment the
+    # heap the (larger, short-lived) batches are taken from, and grow the process by more
+    # than the outputs themselves.
+    losses, outputs_seen, start = [], None, 0
+    for index in indices:
         # index_select copies whole rows; advanced indexing (features[index]) is 3-5x slower
         batch_x, batch_y = features.index_select(0, index), targets.index_select(0, index)
         if loop.augment is not None:
@@ -234,19 +238,27 @@ def train_epoch(
             nn.utils.clip_grad_norm_(net.parameters(), optim.grad_clip)
         optimizer.step()
         losses.append(loss)
-        outputs_seen.append(outputs)
-        targets_seen.append(batch_y)
+        if outputs_seen is None:
+            outputs_seen = outputs.new_empty((len(features), *outputs.shape[1:]))
+        outputs_seen[start : start + len(index)] = outputs
+        start += len(index)
     # Batch losses are means: weight each by its batch size (the last batch may be short).
-    sizes = torch.tensor([len(t) for t in targets_seen], device=features.device)
+    sizes = torch.tensor([len(index) for index in indices], device=features.device)
     mean_loss = float((torch.stack(losses) * sizes).sum()) / len(features)
-    return mean_loss, torch.cat(outputs_seen), torch.cat(targets_seen)
+    return mean_loss, outputs_seen, targets[torch.cat(indices)]
 
 
 @torch.no_grad()
 def predict_outputs(net: nn.Module, features: torch.Tensor) -> torch.Tensor:
-    """Network outputs in eval mode, computed in large batches."""
+    """Network outputs in eval mode, computed in large batches into one tensor (as in
+    `train_epoch`: no small tensor per batch left between the batches' temporaries)."""
     net.eval()
-    return torch.cat([net(chunk) for chunk in features.split(EVAL_BATCH)])
+    first = net(features[:EVAL_BATCH])
+    outputs = first.new_empty((len(features), *first.shape[1:]))
+    outputs[: len(first)] = first
+    for start in range(EVAL_BATCH, len(features), EVAL_BATCH):
+        outputs[start : start + EVAL_BATCH] = net(features[start : start + EVAL_BATCH])
+    return outputs
 
 
 def evaluate(
@@ -280,12 +292,6 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def resolve_progress(mode: str) -> str:
-    if mode == "auto":
-        return "bar" if sys.stderr.isatty() else "log"
-    return mode
 
 
 @dataclass

@@ -27,7 +27,7 @@ from stages import config, datasets, io, pretrained, tuning
 from stages.config import BaseParams, TrainParams, TuneParams
 from stages.errors import UserError, run_stage
 from stages.fitting import configure_torch, fit_and_score, load_train_dev
-from stages.models import save_model
+from stages.models import input_dtype, save_model
 from stages.paths import SCHEMA, SPLIT_FILES, TUNE_METRICS, TUNE_TRIALS, TUNED_DIR
 from stages.trials import Budget, StudyLock, next_action, run_trials
 
@@ -346,9 +346,9 @@ def main(argv: list[str] | None = None) -> None:
         )
     train_params, params = search_params(train_params, params)
     schema = io.read_json(SCHEMA)
-    preprocessor, train, dev = load_train_dev(schema)
+    preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(train_params.model))
     search = make_search(base, train_params, params, schema, train, dev)
-    configure_torch(base)
+    configure_torch(base, train_params.model)
     storage = tuning.open_storage(params.storage)
     max_epochs = tuning.max_epochs(params, search.train_params)
     study = tuning.open_study(params, search.objective, base.seed, storage, max_epochs)

@@ -50,3 +50,35 @@ def test_running_prepare_and_split_loads_neither_torch_nor_mlflow(tmp_path: Path
     assert forbidden_loaded(code, tmp_path) == []
     assert (tmp_path / "data" / "split" / "test.parquet").is_file()
     assert json.loads((tmp_path / "metrics" / "split.json").read_text())["sizes"]["train"] == 90
+
+
+def test_training_a_scikit_learn_model_needs_no_torch() -> None:
+    # torch costs a process a few hundred MB: `train` loads it only for a torch model.
+    code = (
+        "from stages import train\n"
+        "from stages.config import BaseParams\n"
+        "from stages.fitting import configure_torch\n"
+        "configure_torch(BaseParams(), 'hist_gradient_boosting')"
+    )
+    assert forbidden_loaded(code, REPO_ROOT) == []
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="jemalloc ships in Linux pyarrow wheels")
+def test_arrow_allocates_with_jemalloc_once_stages_is_imported_first() -> None:
+    """The Parquet reader's own buffers too: mimalloc would keep ~100 MB of them."""
+    code = (
+        "import stages, pyarrow as pa\n"
+        "print(pa.default_memory_pool().backend_name)\n"
+        "from numpy._core import multiarray\n"
+        "print(multiarray._get_madvise_hugepage())"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("ARROW_DEFAULT_MEMORY_POOL", "NUMPY_MADVISE_HUGEPAGE")
+    }
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["jemalloc", "False"]

@@ -110,3 +110,18 @@ def test_summarize_seeds() -> None:
 def test_confusion_rows_use_class_labels() -> None:
     rows = metrics.confusion_rows(np.array([0, 1]), np.array([1, 1]), ["cat", "dog"])
     assert rows == [{"actual": "cat", "predicted": "dog"}, {"actual": "dog", "predicted": "dog"}]
+
+
+@pytest.mark.parametrize(
+    ("rows", "classes"), [(2_000, 3), (500, 10), (50, 2)], ids=["3-class", "10-class", "binary"]
+)
+def test_log_loss_is_scikit_learns_to_the_last_bit(rows: int, classes: int) -> None:
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(classes)
+    proba = rng.random((rows, classes)) ** 3
+    proba[::5, 0], proba[::7, -1] = 0.0, 1.0  # clipped at both ends
+    proba /= proba.sum(axis=1, keepdims=True)
+    y_true = rng.integers(0, classes, rows)
+    expected = log_loss(y_true, proba, labels=np.arange(classes))
+    assert metrics.log_loss(y_true, proba) == expected

@@ -15,7 +15,7 @@ import torch
 from stages import config, datasets, metrics
 from stages.errors import UserError
 from stages.features import fit_preprocessor
-from stages.models import build_baseline, build_model, load_model, save_model
+from stages.models import build_baseline, build_model, input_dtype, load_model, save_model
 
 
 def _prepared(frame: pd.DataFrame, target: str, task: str) -> tuple[dict[str, Any], Any, tuple]:
@@ -207,3 +207,39 @@ def test_truncated_model_file_is_refused(saved_models, name: str, filename: str)
 def test_directory_without_model_json_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"not a model directory \(no model\.json\)"):
         load_model(tmp_path)
+
+
+def test_gradient_boosting_takes_unscaled_float64_as_is() -> None:
+    """Trees need no scaling, and float64 is what HistGradientBoosting computes in: the
+    matrix the preprocessor fills is the one the estimator uses, without a copy."""
+    from sklearn.preprocessing import StandardScaler
+
+    schema = {"task": "classification", "classes": [0, 1, 2]}
+    trees = build_model(_train_params("hist_gradient_boosting"), schema, seed=0)
+    assert input_dtype("hist_gradient_boosting") == np.float64
+    assert not any(isinstance(step, StandardScaler) for step in trees.estimator)
+    linear = build_model(_train_params("logistic_regression"), schema, seed=0)
+    assert input_dtype("logistic_regression") == np.float32
+    assert isinstance(linear.estimator[0], StandardScaler)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_torch_model_trains_on_the_matrix_itself(
+    request: pytest.FixtureRequest, monkeypatch, task: str
+) -> None:
+    """A float32 matrix reaches the network as a view of the same memory, not a copy."""
+    from stages import training
+
+    schema, _, (features, targets) = _data(request, task)
+    model = build_model(_train_params("mlp"), schema, seed=0)
+    seen = []
+    original = training.fit
+
+    def spy(net, loss_fn, score_fn, train, *args, **kwargs):
+        seen.append(train[0])
+        return original(net, loss_fn, score_fn, train, *args, **kwargs)
+
+    monkeypatch.setattr(training, "fit", spy)
+    model.fit((features, targets), (features, targets))
+    assert features.dtype == np.float32
+    assert np.shares_memory(seen[0].numpy(), features)

@@ -127,6 +127,40 @@ def test_registered_name_defaults_to_the_dataset() -> None:
     assert tracking.registered_model_name(schema, "mine") == "mine"
 
 
+def test_split_record_is_from_pandas_of_the_whole_file_read_one_column_at_a_time(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import warnings
+
+    frame = pd.DataFrame(
+        {
+            "x": [1.0, np.nan, 3.0, 4.0],
+            "n": [1, 2, 3, 4],
+            "color": pd.Categorical(["a", None, "b", "a"]),
+            "label": [0, 1, 0, 1],
+        }
+    )
+    path = tmp_path / "dev.parquet"
+    frame.to_parquet(path, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        whole = mlflow.data.from_pandas(
+            pd.read_parquet(path), source=str(path.resolve()), name="blobs-dev", digest="d"
+        )
+    reads = []
+    read_parquet = pd.read_parquet
+    monkeypatch.setattr(
+        pd, "read_parquet", lambda *a, **k: reads.append(k) or read_parquet(*a, **k)
+    )
+    record = tracking.split_dataset(path, "blobs-dev")
+    assert reads and all(len(read["columns"]) == 1 for read in reads)
+    expected = whole._to_mlflow_entity()
+    entity = record._to_mlflow_entity()
+    for field in ("name", "source_type", "source", "schema", "profile"):
+        assert getattr(entity, field) == getattr(expected, field), field
+    assert entity.digest == tracking.split_digest(path)
+
+
 def test_split_inputs_are_logged_with_name_and_digest(workspace: dict) -> None:
     path = SPLIT_FILES["test"]
     with tracking.stage_run("evaluate", {}) as run:

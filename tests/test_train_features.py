@@ -22,7 +22,7 @@ from stages.augment import make_augment
 from stages.config import AugmentParams, ScheduleParams
 from stages.errors import UserError
 from stages.features import fit_preprocessor
-from stages.fitting import fit_and_score, resample
+from stages.fitting import fit_and_score, resample, resolve_progress
 from stages.models import MODEL_NAMES, load_model, save_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -238,8 +238,8 @@ def test_best_epoch_is_reported_not_last(blobs):
 
 def test_progress_falls_back_to_log_lines_without_a_terminal(monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
-    assert training.resolve_progress("auto") == "log"
-    assert training.resolve_progress("off") == "off"
+    assert resolve_progress("auto") == "log"
+    assert resolve_progress("off") == "off"
 
 
 # --- stage-level: determinism and resume after a real kill -------------------------------
@@ -264,8 +264,11 @@ def run_stage(name: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def workspace(path: Path, train: dict) -> Path:
     path.mkdir()
-    params = {"prepare": {"source": "sklearn:digits"}, "train": train,
-              "learning_curve": {"fractions": []}}
+    params = {
+        "prepare": {"source": "sklearn:digits"},
+        "train": train,
+        "learning_curve": {"fractions": []},
+    }
     (path / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in ("prepare", "split"):
         result = run_stage(stage, path)

@@ -170,3 +170,8 @@ def test_predict_outputs_in_eval_mode_and_chunks(monkeypatch: pytest.MonkeyPatch
     outputs = training.predict_outputs(net, features)
     assert not net.training
     assert torch.allclose(outputs, net[0](features).detach())
+
+
+def test_predict_outputs_of_no_rows_is_an_empty_batch() -> None:
+    net = nn.Sequential(nn.Linear(3, 2))
+    assert training.predict_outputs(net, torch.empty(0, 3)).shape == (0, 2)
