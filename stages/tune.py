@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
     schema = io.read_json(SCHEMA)
     preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(train_params.model))
     search = make_search(base, train_params, params, schema, train, dev)
-    configure_torch(base, train_params.model)
+    configure_torch(base)  # always: the search may pick a torch model whatever train.model is
     storage = tuning.open_storage(params.storage)
     max_epochs = tuning.max_epochs(params, search.train_params)
     study = tuning.open_study(params, search.objective, base.seed, storage, max_epochs)
