@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F  # noqa: N812 - the usual name
 from torch import nn
 
 from stages.nets import MLP, Standardize
@@ -26,10 +27,15 @@ _LAYERS = (nn.Linear, nn.ReLU, nn.Dropout, nn.Identity, Standardize)
 
 @dataclass(frozen=True)
 class Plan:
-    """The layers in call order and the loss, for a network this module can differentiate."""
+    """The layers in call order and the loss, for a network this module can differentiate.
+
+    Made per epoch (`training.train_epoch`), so `first_trainable` follows layers frozen for
+    the first epochs of fine-tuning: backward stops at that layer.
+    """
 
     layers: tuple[nn.Module, ...]
     loss_fn: nn.Module
+    first_trainable: int
 
 
 def plan(net: nn.Module, loss_fn: nn.Module) -> Plan | None:
@@ -41,7 +47,10 @@ def plan(net: nn.Module, loss_fn: nn.Module) -> Plan | None:
         return None
     if isinstance(layers[-1], nn.ReLU):
         return None  # an output ReLU would need its own mask before the loss
-    return Plan(tuple(layers), loss_fn)
+    first_linear = next(i for i, layer in enumerate(layers) if isinstance(layer, nn.Linear))
+    if any(isinstance(layer, Standardize) for layer in layers[first_linear:]):
+        return None  # backward passes through a Standardize only before the first Linear
+    return Plan(tuple(layers), loss_fn, _first_trainable(layers))
 
 
 def _supported_loss(loss_fn: nn.Module) -> bool:
@@ -67,7 +76,8 @@ def _flatten(module: nn.Module) -> list[nn.Module] | None:
 def loss_and_grads(
     plan: Plan, features: torch.Tensor, targets: torch.Tensor, l1: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward and backward of one batch; sets `.grad` of every trainable parameter.
+    """Forward and backward of one batch; overwrites `.grad` of every trainable parameter
+    (no zero_grad needed), and leaves the others' as they are.
 
     Returns (loss, outputs), detached. The objective differentiated is loss + l1 * sum |W|
     over Linear weights, as in the autograd path. Dropout draws its mask from torch's global
@@ -76,7 +86,7 @@ def loss_and_grads(
     with torch.no_grad():
         outputs, tape = _forward(plan.layers, features)
         loss, grad = _loss_grad(plan.loss_fn, outputs, targets)
-        _backward(tape, grad, l1)
+        _backward(tape, grad, l1, plan.first_trainable)
     return loss, outputs
 
 
@@ -88,20 +98,22 @@ def _forward(
     for layer in layers:
         if isinstance(layer, nn.Linear):
             tape.append((layer, hidden))
-            if layer.bias is None:
-                hidden = hidden.mm(layer.weight.t())
-            else:
-                hidden = torch.addmm(layer.bias, hidden, layer.weight.t())  # (B, out)
+            hidden = F.linear(hidden, layer.weight, layer.bias)  # (B, out)
         elif isinstance(layer, nn.ReLU):
             hidden = hidden.relu()
             tape.append((layer, hidden))
         elif isinstance(layer, nn.Dropout) and layer.training and layer.p > 0:
             keep = 1.0 - layer.p
-            mask = torch.empty_like(hidden).bernoulli_(keep).div_(keep) if keep > 0 else None
-            hidden = hidden * mask if mask is not None else torch.zeros_like(hidden)
+            if keep > 0:
+                mask = torch.empty_like(hidden).bernoulli_(keep).div_(keep)
+            else:
+                mask = torch.zeros_like(hidden)
+            hidden = hidden * mask
             tape.append((layer, mask))
-        elif isinstance(layer, Standardize):
-            hidden = layer(hidden)  # fixed statistics: nothing to differentiate
+        else:
+            if isinstance(layer, Standardize):
+                hidden = layer(hidden)  # fixed statistics, before any trainable layer
+            tape.append((layer, None))  # Identity, or Dropout in eval mode / with p = 0
     return hidden, tape
 
 
@@ -112,45 +124,53 @@ def _loss_grad(
     if isinstance(loss_fn, nn.MSELoss):
         diff = outputs - targets
         return diff.square().mean(), diff.mul_(2.0 / diff.numel())
+    # d(cross-entropy)/d(outputs) = softmax - one-hot, per row, times the row's share of the
+    # (weighted) mean.
     log_probs = outputs.log_softmax(1)  # (B, classes)
-    picked = log_probs.gather(1, targets.unsqueeze(1)).squeeze(1)  # (B,)
-    grad = log_probs.exp_()
-    grad.scatter_add_(1, targets.unsqueeze(1), torch.full_like(picked, -1.0).unsqueeze(1))
+    loss = F.nll_loss(log_probs, targets, weight=loss_fn.weight)
+    grad = log_probs.exp_().scatter_(1, targets.unsqueeze(1), -1.0, reduce="add")
     if loss_fn.weight is None:
-        return -picked.mean(), grad.div_(len(targets))
+        return loss, grad.div_(len(targets))
     row_weights = loss_fn.weight[targets]  # (B,)
-    total = row_weights.sum()
-    loss = -(picked * row_weights).sum() / total
-    return loss, grad.mul_((row_weights / total).unsqueeze(1))
+    return loss, grad.mul_((row_weights / row_weights.sum()).unsqueeze(1))
 
 
 def _backward(
-    tape: list[tuple[nn.Module, torch.Tensor | None]], grad: torch.Tensor, l1: float
+    tape: list[tuple[nn.Module, torch.Tensor | None]],
+    grad: torch.Tensor,
+    l1: float,
+    first_trainable: int,
 ) -> None:
-    first_trainable = _first_trainable(tape)
     for position in range(len(tape) - 1, first_trainable - 1, -1):
         layer, saved = tape[position]
         if isinstance(layer, nn.Linear):
-            if layer.weight.requires_grad:
-                weight_grad = grad.t().mm(saved)  # (out, in), the weight's own layout
+            weight, bias = layer.weight, layer.bias
+            if weight.requires_grad:
+                _write_grad(weight, torch.mm, grad.t(), saved)  # (out, in): the weight's layout
                 if l1:
-                    weight_grad.add_(layer.weight.sign(), alpha=l1)
-                layer.weight.grad = weight_grad
-            if layer.bias is not None and layer.bias.requires_grad:
-                layer.bias.grad = grad.sum(0)
+                    weight.grad.add_(weight.sign(), alpha=l1)
+            if bias is not None and bias.requires_grad:
+                _write_grad(bias, torch.sum, grad, 0)
             if position > first_trainable:
-                grad = grad.mm(layer.weight)  # (B, in)
+                grad = grad.mm(weight)  # (B, in)
         elif isinstance(layer, nn.ReLU):
-            grad = grad * (saved > 0)
-        elif saved is None:
-            grad = torch.zeros_like(grad)  # dropout with p = 1
-        else:
+            grad = torch.ops.aten.threshold_backward(grad, saved, 0.0)  # 0 where ReLU was off
+        elif saved is not None:  # Dropout's scaled mask
             grad = grad * saved
 
 
-def _first_trainable(tape: list[tuple[nn.Module, torch.Tensor | None]]) -> int:
+def _write_grad(param: nn.Parameter, op, *args) -> None:
+    """param.grad = op(*args), into the existing gradient tensor when there is one: the loop
+    skips zero_grad on this path, and a fresh (out, in) tensor per step costs an allocation."""
+    if param.grad is None:
+        param.grad = op(*args)
+    else:
+        op(*args, out=param.grad)
+
+
+def _first_trainable(layers: list[nn.Module]) -> int:
     """Position of the first Linear with a trainable parameter: backward stops there."""
-    for position, (layer, _) in enumerate(tape):
+    for position, layer in enumerate(layers):
         if isinstance(layer, nn.Linear) and any(p.requires_grad for p in layer.parameters()):
             return position
-    return len(tape)
+    return len(layers)

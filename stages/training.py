@@ -26,6 +26,7 @@ from stages.config import EarlyStoppingParams, OptimParams, ScheduleParams
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 8192
+FUSED_ON = ("cpu", "cuda")  # devices with fused SGD/Adam/AdamW kernels
 
 # score(outputs, targets) -> a higher-is-better number (accuracy, R^2)
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], float]
@@ -123,7 +124,10 @@ def make_optimizer(
     net: nn.Module, optim: OptimParams, backbone: Backbone | None = None
 ) -> torch.optim.Optimizer:
     params = net.parameters() if backbone is None else param_groups(net, optim.lr, backbone)
-    common = {"lr": optim.lr, "weight_decay": optim.weight_decay}
+    # fused: one kernel per parameter for the whole update, where torch has one (CPU, CUDA);
+    # Adam's for-loop version costs about a third more per batch of a small MLP on a CPU.
+    device = next(net.parameters()).device.type
+    common = {"lr": optim.lr, "weight_decay": optim.weight_decay, "fused": device in FUSED_ON}
     if optim.optimizer == "sgd":
         return torch.optim.SGD(params, momentum=optim.momentum, **common)
     if optim.optimizer == "adam":
@@ -219,6 +223,9 @@ def train_epoch(
     for module in frozen or []:
         module.eval()  # a frozen batch norm keeps its running statistics
     by_hand = handgrad.plan(net, loss_fn) if loop.hand_gradients and not autocast else None
+    # Frozen parameters keep no gradient; the hand-written path overwrites the others' each
+    # batch, so it needs no zero_grad per batch.
+    optimizer.zero_grad(set_to_none=True)
     indices = list(batches(len(features), optim.batch_size, generator))
     # The epoch's outputs fill one tensor: a small tensor kept per batch would fragment the
     # heap the (larger, short-lived) batches are taken from, and grow the process by more
@@ -229,10 +236,10 @@ def train_epoch(
         batch_x, batch_y = features.index_select(0, index), targets.index_select(0, index)
         if loop.augment is not None:
             batch_x = loop.augment(batch_x, generator)
-        optimizer.zero_grad(set_to_none=True)
         if by_hand is not None:
             loss, outputs = handgrad.loss_and_grads(by_hand, batch_x, batch_y, optim.l1)
         else:
+            optimizer.zero_grad(set_to_none=True)
             loss, outputs = autograd_step(net, loss_fn, batch_x, batch_y, optim.l1, autocast)
         if optim.grad_clip:
             nn.utils.clip_grad_norm_(net.parameters(), optim.grad_clip)

@@ -111,6 +111,11 @@ UNPLANNED = [
     ("custom_forward", nn.Sequential(_Residual(), nn.Linear(5, 3)), nn.CrossEntropyLoss()),
     ("output_relu", nn.Sequential(nn.Linear(5, 3), nn.ReLU()), nn.CrossEntropyLoss()),
     ("no_linear", nn.Sequential(nn.ReLU()), nn.CrossEntropyLoss()),
+    (
+        "standardize_after_linear",
+        nn.Sequential(nn.Linear(5, 4), Standardize(4), nn.Linear(4, 3)),
+        nn.CrossEntropyLoss(),
+    ),
     ("label_smoothing", _mlp(), nn.CrossEntropyLoss(label_smoothing=0.1)),
     ("sum_reduction", _mlp(), nn.CrossEntropyLoss(reduction="sum")),
     ("other_loss", _mlp(n_outputs=1), nn.L1Loss()),
@@ -141,10 +146,28 @@ def test_an_epoch_by_hand_ends_where_autograd_ends() -> None:
         optimizer = training.make_optimizer(net, optim)
         torch.manual_seed(11)
         losses[hand_gradients], outputs, _ = training.train_epoch(
-            net, nn.CrossEntropyLoss(), optimizer, (features, targets), loop,
+            net,
+            nn.CrossEntropyLoss(),
+            optimizer,
+            (features, targets),
+            loop,
             torch.Generator().manual_seed(5),
         )
         assert not outputs.requires_grad
     assert losses[True] == pytest.approx(losses[False], rel=1e-4)
     for got, want in zip(nets[True].parameters(), nets[False].parameters(), strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_identity_and_dropout_everything_match_autograd() -> None:
+    """An Identity passes gradients through; Dropout(p=1) zeroes them (and the outputs)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 4), nn.Identity(), nn.ReLU(), nn.Dropout(1.0), nn.Linear(4, 3))
+    net.train()
+    batch = _batch()
+    expected_loss, expected = _autograd(net, nn.CrossEntropyLoss(), batch, 0.0)
+    loss, grads = _by_hand(net, nn.CrossEntropyLoss(), batch, 0.0)
+    assert loss == pytest.approx(expected_loss, rel=1e-5)
+    assert not grads[0].any()  # nothing reaches the first layer through the dropped units
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
