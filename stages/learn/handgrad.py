@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from stages.nets import MLP, Standardize
+from stages.learn.nets import MLP, Standardize
 
 # Containers whose forward calls their children in registration order.
 _IN_ORDER = (nn.Sequential, MLP)
