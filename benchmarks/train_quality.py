@@ -13,9 +13,11 @@ import logging
 
 import numpy as np
 
-from stages import config, datasets, metrics, splitting
-from stages.features import fit_preprocessor
-from stages.fitting import configure_torch, fit_and_score
+from stages import splitting
+from stages.core import config, datasets
+from stages.learn import metrics
+from stages.learn.features import fit_preprocessor
+from stages.learn.fitting import configure_torch, fit_and_score
 from stages.tuning import apply
 
 VARIANTS = {

@@ -35,9 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages import config, io, learning_curve
-from stages.config import BaseParams, TrainParams
-from stages.fitting import configure_torch, fit_and_score
+from stages import learning_curve
+from stages.core import config, io
+from stages.core.config import BaseParams, TrainParams
+from stages.learn.fitting import configure_torch, fit_and_score
 
 Arrays = tuple[np.ndarray, np.ndarray]
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -92,10 +92,10 @@ def main() -> int:
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}/mlflow.db"
     import logging
 
-    from stages import config, io
-    from stages.errors import UserError
-    from stages.fitting import configure_torch, load_train_dev
-    from stages.paths import SCHEMA
+    from stages.core import config, io
+    from stages.core.errors import UserError
+    from stages.core.paths import SCHEMA
+    from stages.learn.fitting import configure_torch, load_train_dev
 
     logging.basicConfig(level=logging.WARNING)
     try:

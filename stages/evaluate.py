@@ -16,11 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages import bootstrap, config, datasets, io, metrics, report
-from stages.errors import run_stage
-from stages.evaluation_plots import write_plots
-from stages.models import load_model
-from stages.paths import (
+from stages.core import config, datasets, io
+from stages.core.errors import run_stage
+from stages.core.paths import (
     BASELINE_DIR,
     EVALUATE_METRICS,
     LEARNING_CURVE,
@@ -33,6 +31,10 @@ from stages.paths import (
     TUNE_METRICS,
     TUNED_DIR,
 )
+from stages.learn import metrics
+from stages.learn.models import load_model
+from stages.reporting import bootstrap, report
+from stages.reporting.evaluation_plots import write_plots
 
 log = logging.getLogger(__name__)
 

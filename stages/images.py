@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.errors import UserError
+from stages.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -80,8 +80,8 @@ def for_train(
     params: Any, fractions: list[float], schema: dict, dev: Arrays, train: Arrays, full: Any
 ) -> list[dict[str, float]]:
     """The curve for the `train` stage: the configured model, the first seed's fit reused."""
-    from stages import metrics
-    from stages.fitting import fit_and_score
+    from stages.learn import metrics
+    from stages.learn.fitting import fit_and_score
 
     task = schema["task"]
     return learning_curve(

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages import io, tables
-from stages.errors import UserError, run_stage
+from stages.core import io, tables
+from stages.core.errors import UserError, run_stage
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def write(path: Path, frame: pd.DataFrame) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from stages.models import load_model
+    from stages.learn.models import load_model
 
     model = load_model(args.model)
     schema = model.preprocessor.schema

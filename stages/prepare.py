@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from stages import config, datasets, io
-from stages.errors import run_stage
-from stages.paths import PREPARE_METRICS, PREPARED_DATA, SCHEMA
+from stages.core import config, datasets, io
+from stages.core.errors import run_stage
+from stages.core.paths import PREPARE_METRICS, PREPARED_DATA, SCHEMA
 
 log = logging.getLogger(__name__)
 

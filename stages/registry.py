@@ -15,8 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages import datasets, metrics, report, tracking
-from stages.paths import SPLIT_FILES
+from stages import tracking
+from stages.core import datasets
+from stages.core.paths import SPLIT_FILES
+from stages.learn import metrics
+from stages.reporting import report
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ class PipelineModel(mlflow.pyfunc.PythonModel):
     """Loads a model directory written by this pipeline; predicts on feature rows."""
 
     def load_context(self, context: Any) -> None:
-        from stages.models import load_model
+        from stages.learn.models import load_model
 
         self.model = load_model(Path(context.artifacts["model"]))
         self.schema = json.loads(Path(context.artifacts["schema"]).read_text())
@@ -53,6 +53,6 @@ class PipelineModel(mlflow.pyfunc.PythonModel):
 
     @staticmethod
     def predict_frame(model_dir: Path, schema: dict[str, Any], rows: pd.DataFrame) -> pd.DataFrame:
-        from stages.models import load_model
+        from stages.learn.models import load_model
 
         return predictions_frame(load_model(model_dir), schema, rows)

@@ -8,11 +8,12 @@ import logging
 import numpy as np
 import pandas as pd
 
-from stages import config, datasets, io, splitting
-from stages.config import SplitParams
-from stages.errors import UserError, run_stage
-from stages.paths import PREPARED_DATA, SCHEMA, SPLIT_FILES, SPLIT_METRICS
-from stages.tables import read_frame
+from stages import splitting
+from stages.core import config, datasets, io
+from stages.core.config import SplitParams
+from stages.core.errors import UserError, run_stage
+from stages.core.paths import PREPARED_DATA, SCHEMA, SPLIT_FILES, SPLIT_METRICS
+from stages.core.tables import read_frame
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from stages.errors import UserError
+from stages.core.errors import UserError
 
 SPLITS = ("train", "dev", "test")
 

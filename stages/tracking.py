@@ -250,7 +250,7 @@ def dataset_name(schema: dict[str, Any]) -> str:
 
 def split_digest(path: Path) -> str:
     """The split file's SHA-256, cut to the 36 characters MLflow stores for a digest."""
-    from stages.io import file_digest
+    from stages.core.io import file_digest
 
     return file_digest(path)[:36]
 
@@ -306,7 +306,7 @@ WEIGHTS_TAG = "weights_sha256"  # on the run that wrote a torch model: its weigh
 def tag_weights(run_id: str, model_dir: Path) -> None:
     """Tag the run with the SHA-256 of the torch weights it wrote (none for scikit-learn),
     so a run that later starts from a copy of them can link back to this one."""
-    from stages.io import file_digest
+    from stages.core.io import file_digest
 
     weights = Path(model_dir) / "weights.pt"
     if weights.is_file():

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages import config, datasets, io, learning_curve, metrics, pretrained
-from stages.errors import run_stage
-from stages.fitting import configure_torch, fit_and_score, load_train_dev, resolve_progress
-from stages.models import build_baseline, input_dtype, save_model
-from stages.paths import (
+from stages import learning_curve
+from stages.core import config, datasets, io
+from stages.core.errors import run_stage
+from stages.core.paths import (
     BASELINE_DIR,
     CHECKPOINT_DIR,
     LEARNING_CURVE,
@@ -26,6 +25,9 @@ from stages.paths import (
     TRAIN_METRICS,
     seed_dir,
 )
+from stages.learn import metrics, pretrained
+from stages.learn.fitting import configure_torch, fit_and_score, load_train_dev, resolve_progress
+from stages.learn.models import build_baseline, input_dtype, save_model
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,8 @@ def checkpoint_path(params, seed: int) -> Path | None:
 
 def log_to_mlflow(run_id: str, summary: dict, fitted: list) -> None:
     """Summary metrics on the stage run; each seed's epochs in a nested run."""
-    from stages import plots, tracking
+    from stages import tracking
+    from stages.reporting import plots
 
     tracking.log_metrics(run_id, tracking.flat_metrics(summary))
     tracking.log_artifact(run_id, TRAIN_HISTORY)

@@ -23,12 +23,14 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from stages import config, datasets, io, pretrained, tuning
-from stages.config import BaseParams, TrainParams, TuneParams
-from stages.errors import UserError, run_stage
-from stages.fitting import configure_torch, fit_and_score, load_train_dev
-from stages.models import input_dtype, save_model
-from stages.paths import SCHEMA, SPLIT_FILES, TUNE_METRICS, TUNE_TRIALS, TUNED_DIR
+from stages import tuning
+from stages.core import config, datasets, io
+from stages.core.config import BaseParams, TrainParams, TuneParams
+from stages.core.errors import UserError, run_stage
+from stages.core.paths import SCHEMA, SPLIT_FILES, TUNE_METRICS, TUNE_TRIALS, TUNED_DIR
+from stages.learn import pretrained
+from stages.learn.fitting import configure_torch, fit_and_score, load_train_dev
+from stages.learn.models import input_dtype, save_model
 from stages.trials import Budget, StudyLock, next_action, run_trials
 
 log = logging.getLogger(__name__)
@@ -199,7 +201,8 @@ def summarize(search: Search, study: optuna.Study, best_trial: Any, best: Any) -
 
 def log_study(run_id: str, study: optuna.Study, summary: dict, seed: int) -> None:
     """The parent run: best params and score, counts, history and importance plots."""
-    from stages import plots, tracking
+    from stages import tracking
+    from stages.reporting import plots
 
     counts = {f"trials_{state}": n for state, n in summary["trial_states"].items()}
     tracking.log_metrics(

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import optuna
 
-from stages import config, metrics
-from stages.config import SpaceParam, TrainParams, TuneParams
-from stages.errors import UserError
+from stages.core import config
+from stages.core.config import SpaceParam, TrainParams, TuneParams
+from stages.core.errors import UserError
+from stages.learn import metrics
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def validate_space(space: dict[str, SpaceParam], train_params: TrainParams) -> N
 def without_pretrained_layers(params: TuneParams, train_params: TrainParams) -> TuneParams:
     """Trials that start from train.init_from keep the checkpoint's layer sizes: space keys
     that would change them (e.g. cnn.channels) leave the search, with a warning."""
-    from stages.pretrained import ARCHITECTURE_KEYS
+    from stages.learn.pretrained import ARCHITECTURE_KEYS
 
     if train_params.init_from.mode == "none":
         return params

@@ -21,11 +21,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from stages import config, datasets, io, prepare, split
-from stages.errors import UserError
-from stages.features import fit_preprocessor
-from stages.models import build_model, save_model
-from stages.paths import PREPARE_METRICS, PREPARED_DATA, SCHEMA
+from stages import prepare, split
+from stages.core import config, datasets, io
+from stages.core.errors import UserError
+from stages.core.paths import PREPARE_METRICS, PREPARED_DATA, SCHEMA
+from stages.learn.features import fit_preprocessor
+from stages.learn.models import build_model, save_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GOOD_CSV = "a,b,label\n1.5,x,0\n2.5,y,1\n3.5,x,0\n4.5,y,1\n"

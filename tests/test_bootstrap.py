@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from stages import bootstrap, metrics
+from stages.learn import metrics
+from stages.reporting import bootstrap
 
 
 def _classification(n_classes: int, n_rows: int = 240, seed: int = 0):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from stages import config
-from stages.config import SplitParams, TrainParams
-from stages.errors import UserError
+from stages.core import config
+from stages.core.config import SplitParams, TrainParams
+from stages.core.errors import UserError
 
 REPO_PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
 

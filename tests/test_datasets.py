@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import datasets
-from stages.errors import UserError
+from stages.core import datasets
+from stages.core.errors import UserError
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import config, evaluate, learning_curve
-from stages.errors import UserError
+from stages import evaluate, learning_curve
+from stages.core import config
+from stages.core.errors import UserError
 
 
 def _train(dev: float) -> dict:

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from project_copy import commit_copy, copy_project, dvc, merge, pipeline_env
 
-from stages import paths
+from stages.core import paths
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import datasets, features
-from stages.config import FeaturesParams
-from stages.errors import UserError
+from stages.core import datasets
+from stages.core.config import FeaturesParams
+from stages.core.errors import UserError
+from stages.learn import features
 
 
 def mixed_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
@@ -72,7 +73,7 @@ def test_every_kind_becomes_numbers() -> None:
 
 def test_identifier_like_column_is_dropped_with_a_reason(caplog) -> None:
     frame = mixed_frame()
-    with caplog.at_level(logging.WARNING, logger="stages.features"):
+    with caplog.at_level(logging.WARNING, logger="stages.learn.features"):
         preprocessor = features.fit_preprocessor(frame, schema_of(frame))
     assert "user" not in preprocessor.columns
     assert preprocessor.dropped["user"].startswith("identifier-like: 60 distinct values in 60")

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import datasets, fitting, io, tables
-from stages.features import fit_preprocessor
+from stages.core import datasets, io, tables
+from stages.learn import fitting
+from stages.learn.features import fit_preprocessor
 
 
 def mixed_split(n: int, seed: int = 0) -> pd.DataFrame:

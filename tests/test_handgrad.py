@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from stages import handgrad, training
-from stages.config import EarlyStoppingParams, OptimParams
-from stages.nets import CNN, MLP, Standardize
+from stages.core.config import EarlyStoppingParams, OptimParams
+from stages.learn import handgrad, training
+from stages.learn.nets import CNN, MLP, Standardize
 
 
 def _mlp(dropout: float = 0.0, hidden: tuple[int, ...] = (16, 8), n_outputs: int = 3) -> nn.Module:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import datasets, images, io
-from stages.errors import UserError
+from stages import images
+from stages.core import datasets, io
+from stages.core.errors import UserError
 
 
 def make_folder(root: Path, per_class: int = 3, size: tuple[int, int] = (10, 12)) -> Path:
@@ -59,7 +60,7 @@ def test_pixels_reshape_to_channel_first_images(tmp_path: Path) -> None:
 
 def test_prepare_writes_image_schema(workdir, tmp_path: Path) -> None:
     from stages import prepare
-    from stages.paths import PREPARED_DATA, SCHEMA
+    from stages.core.paths import PREPARED_DATA, SCHEMA
 
     make_folder(tmp_path / "pets")
     workdir({"prepare": {"source": "pets", "image": {"size": [4, 6], "mode": "grayscale"}}})

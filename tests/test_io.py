@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages import io
+from stages.core import io
 
 
 class BoomError(Exception):

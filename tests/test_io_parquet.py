@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from stages import io
-from stages.tables import read_frame
+from stages.core import io
+from stages.core.tables import read_frame
 
 
 @pytest.fixture

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import config, datasets, learning_curve
-from stages.errors import UserError
-from stages.features import fit_preprocessor
+from stages import learning_curve
+from stages.core import config, datasets
+from stages.core.errors import UserError
+from stages.learn.features import fit_preprocessor
 
 
 def test_stratified_prefixes_keep_the_class_mix() -> None:
@@ -64,7 +65,7 @@ def test_for_train_fits_the_configured_model(classification_frame: pd.DataFrame)
         datasets.encode_target(classification_frame, schema),
     )
     params = config.parse_section("train", {"model": "logistic_regression", "seeds": [0]})
-    from stages.fitting import fit_and_score
+    from stages.learn.fitting import fit_and_score
 
     full = fit_and_score(params, schema, 0, data, data)
     rows = learning_curve.for_train(params, [0.2, 1.0], schema, data, data, full)

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from stages import metrics
+from stages.learn import metrics
 
 
 def test_classification_scores() -> None:

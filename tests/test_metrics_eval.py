@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from stages import metrics
+from stages.learn import metrics
 
 
 def test_evaluation_scores_add_balanced_accuracy_and_roc_auc() -> None:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from project_copy import commit_copy, copy_project, default_params, dvc
 
-from stages import paths
+from stages.core import paths
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_SPLIT = PurePosixPath(paths.SPLIT_FILES["test"].as_posix())
@@ -70,55 +70,149 @@ def test_each_stage_depends_on_its_own_module() -> None:
 
 
 def test_code_deps_exist() -> None:
+    """A code dep is a module file or a package folder (one DVC entry for all its modules)."""
     for name, stage in _dvc_stages().items():
         for dep in _entries(stage, "deps"):
-            if dep.startswith("stages/"):
-                assert (REPO_ROOT / dep).is_file(), f"{name}: dep {dep} does not exist"
+            if not dep.startswith("stages/"):
+                continue
+            path = REPO_ROOT / dep
+            if path.is_dir():
+                assert (path / "__init__.py").is_file(), f"{name}: dep {dep} is no package"
+            else:
+                assert path.is_file() and path.suffix == ".py", f"{name}: dep {dep} does not exist"
+
+
+def test_dvc_ignores_bytecode_inside_folder_deps() -> None:
+    """Python writes __pycache__ into the folders it imports from: were DVC to hash it, a run
+    would change the folder deps and their stages would never be up to date."""
+    folders = sorted(
+        {
+            dep.rstrip("/")
+            for stage in _dvc_stages().values()
+            for dep in _entries(stage, "deps")
+            if dep.startswith("stages/") and (REPO_ROOT / dep).is_dir()
+        }
+    )
+    assert folders
+    probes = [f"{folder}/__pycache__/probe.cpython-311.pyc" for folder in folders]
+    assert dvc(REPO_ROOT, "check-ignore", *probes).stdout.split() == probes
 
 
 # Modules that only talk to MLflow: no DVC output depends on them, so they are no deps.
 MLFLOW_ONLY = {"tracking", "registry", "serving", "pyfunc_entry"}
 # (importing module, imported module) -> the stages that never run that import, and why.
+# Modules are named below stages/: "train", "core.config", "learn.models".
 NOT_RUN = {
-    ("config", "models"): ({"prepare", "split"}, "only checks train.model, which they never read"),
-    ("datasets", "images"): (
+    ("core.config", "learn.models"): (
+        {"prepare", "split"},
+        "only checks train.model, which they never read",
+    ),
+    ("core.datasets", "images"): (
         {"split", "train", "tune", "evaluate"},
         "only reads an image-folder prepare.source",
     ),
-    ("train", "plots"): ({"train"}, "draws the MLflow figures"),
-    ("tune", "plots"): ({"tune"}, "draws the MLflow figures"),
-    ("models", "augment"): ({"evaluate"}, "only while fitting"),
-    ("models", "pretrained"): ({"evaluate"}, "only while fitting from a checkpoint"),
+    ("train", "reporting.plots"): ({"train"}, "draws the MLflow figures"),
+    ("tune", "reporting.plots"): ({"tune"}, "draws the MLflow figures"),
 }
+STAGE_NAMES = ["prepare", "split", "train", "tune", "evaluate"]
+
+
+def _module_path(module: str) -> PurePosixPath:
+    """'learn.models' -> stages/learn/models.py; a package ('core') -> its __init__.py."""
+    path = PurePosixPath("stages", *module.split("."))
+    return path / "__init__.py" if (REPO_ROOT / path).is_dir() else path.with_suffix(".py")
+
+
+def _resolve(dotted: str) -> str | None:
+    """'stages.learn.models' -> 'learn.models'; None if it names no module of the package."""
+    parts = dotted.split(".")
+    if parts[0] != "stages" or len(parts) < 2:
+        return None
+    module = ".".join(parts[1:])
+    return module if (REPO_ROOT / _module_path(module)).is_file() else None
 
 
 def _imports(module: str) -> set[str]:
     """Modules of the package `module` imports, at the top or inside functions."""
-    tree = ast.parse((REPO_ROOT / "stages" / f"{module}.py").read_text())
+    tree = ast.parse((REPO_ROOT / _module_path(module)).read_text())
     found: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "stages":
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
-            found.add(node.module.split(".")[1])
+        if isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from the package holding `module`
+                package = ["stages", *module.split(".")]
+                if _module_path(module).name != "__init__.py":
+                    package.pop()
+                base = ".".join(package[: len(package) - node.level + 1])
+                source = f"{base}.{node.module}" if node.module else base
+            else:
+                source = node.module or ""
+            if source.split(".")[0] != "stages":
+                continue
+            for alias in node.names:
+                # `from stages.core import config` names a module; `from stages.core.config
+                # import X` a name inside one.
+                resolved = _resolve(f"{source}.{alias.name}") or _resolve(source)
+                assert resolved or source == "stages", f"{module}: no module {source}"
+                found |= {resolved} if resolved else set()
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("stages.")}
+            for alias in node.names:
+                if alias.name.startswith("stages."):
+                    resolved = _resolve(alias.name)
+                    assert resolved, f"{module}: no module {alias.name}"
+                    found.add(resolved)
     return found
 
 
-@pytest.mark.parametrize("stage", ["prepare", "split", "train", "tune", "evaluate"])
+def _code_deps(stage: str) -> list[str]:
+    return [dep for dep in _entries(_dvc_stages()[stage], "deps") if dep.startswith("stages/")]
+
+
+def _run_by(deps: list[str]) -> set[str]:
+    """The modules code deps hold: a module file, or every module under a package folder."""
+    modules = set()
+    for dep in deps:
+        path = REPO_ROOT / dep
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            parts = file.relative_to(REPO_ROOT / "stages").with_suffix("").parts
+            modules.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return modules
+
+
+def _covered(module: str, deps: list[str]) -> bool:
+    return any(_covers(dep, _module_path(module)) for dep in deps)
+
+
+def test_run_by_lists_the_modules_of_file_and_folder_deps() -> None:
+    run = _run_by(["stages/train.py", "stages/learn"])
+    assert {"train", "learn", "learn.models", "learn.training"} <= run
+    assert not run & {"tune", "core", "core.config", "reporting.plots"}
+    assert _covered("learn.models", ["stages/learn"])
+    assert _covered("learn", ["stages/learn"])  # the package's own __init__.py
+    assert not _covered("learn.models", ["stages/learn/training.py"])
+    assert not _covered("reporting.plots", ["stages/core", "stages/learn"])
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_each_stage_depends_on_every_module_it_runs(stage: str) -> None:
     """A code edit reruns every stage that runs the edited module: each module a stage's code
-    deps import is a code dep too, unless it only talks to MLflow or the stage never runs it."""
-    deps = _entries(_dvc_stages()[stage], "deps")
-    listed = {PurePosixPath(dep).stem for dep in deps if dep.startswith("stages/")}
-    for module in sorted(listed):
-        for imported in sorted(_imports(module) - listed - MLFLOW_ONLY):
+    deps import (all modules in a folder dep count as run) is covered by a code dep too, its
+    file or a folder above it, unless it only talks to MLflow or the stage never runs it."""
+    deps = _code_deps(stage)
+    for module in sorted(_run_by(deps)):
+        packages = [".".join(module.split(".")[:n]) for n in range(1, module.count(".") + 1)]
+        for package in packages:  # importing learn.models runs stages/learn/__init__.py
+            assert _covered(package, deps), (
+                f"{stage} runs {_module_path(module)}, so also {_module_path(package)}: "
+                f"list its folder {_module_path(package).parent} in the deps in dvc.yaml"
+            )
+        for imported in sorted(_imports(module) - MLFLOW_ONLY):
+            if _covered(imported, deps):
+                continue
             skipped, why = NOT_RUN.get((module, imported), (set(), ""))
             assert stage in skipped and why, (
-                f"{stage} runs stages/{module}.py, which imports {imported}: add "
-                f"stages/{imported}.py to its deps in dvc.yaml (or to NOT_RUN in this test "
-                "with the reason the stage never runs that import)"
+                f"{stage} runs {_module_path(module)}, which imports {imported}: add "
+                f"{_module_path(imported)} or its folder to its deps in dvc.yaml (or add the "
+                "import to NOT_RUN in this test with the reason the stage never runs it)"
             )
 
 
@@ -127,8 +221,19 @@ def test_not_run_names_only_imports_that_exist() -> None:
         assert imported in _imports(module), (module, imported)
 
 
+def test_not_run_excuses_only_imports_the_deps_miss() -> None:
+    """An entry is needed only where the stage runs the importer and no dep covers the import."""
+    for (module, imported), (skipped, _) in NOT_RUN.items():
+        for stage in skipped:
+            deps = _code_deps(stage)
+            assert module in _run_by(deps), f"{stage} does not run {module}: drop it from NOT_RUN"
+            assert not _covered(imported, deps), (
+                f"{stage}'s deps cover {imported} anyway: drop it from NOT_RUN[{module!r}, ...]"
+            )
+
+
 def _paths_py() -> set[PurePosixPath]:
-    """Every path constant of stages/paths.py (dict values included)."""
+    """Every path constant of stages/core/paths.py (dict values included)."""
     found: set[PurePosixPath] = set()
     for value in vars(paths).values():
         values = value.values() if isinstance(value, dict) else [value]
@@ -156,14 +261,14 @@ def test_dvc_yaml_paths_match_paths_py() -> None:
     folders = {path for path in constants if len(path.parts) > 1}
     for path in declared:
         assert path in constants or any(folder in path.parents for folder in folders), (
-            f"dvc.yaml names {path}, which stages/paths.py does not define"
+            f"dvc.yaml names {path}, which stages/core/paths.py does not define"
         )
     for path in constants:
         if path.parts[0] not in DATA_ROOTS:
             continue  # e.g. checkpoints: working files, not pipeline outputs
         related = any(path in other.parents or other in path.parents for other in declared)
         assert path in declared or related, (
-            f"stages/paths.py defines {path}, which dvc.yaml does not declare"
+            f"stages/core/paths.py defines {path}, which dvc.yaml does not declare"
         )
 
 
@@ -285,9 +390,13 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     assert _metric_bytes(repo) == first
     assert dvc(repo, "status").stdout.strip().endswith("up to date.")
 
-    # A code edit reruns only the stages that run the edited module.
-    for module, reruns in (("report", {"evaluate"}), ("augment", {"train", "tune"})):
-        with (repo / "stages" / f"{module}.py").open("a") as handle:
+    # A code edit reruns only the stages whose deps hold the edited module (its folder).
+    edits = (
+        ("reporting/report.py", {"evaluate"}),
+        ("learn/augment.py", {"train", "tune", "evaluate"}),
+    )
+    for module, reruns in edits:
+        with (repo / "stages" / module).open("a") as handle:
             handle.write("# edited\n")
         ran = set(re.findall(r"Running stage '(\w+)'", dvc(repo, "repro").stdout))
         # evaluate follows train and tune only if their outputs changed (not for a comment)

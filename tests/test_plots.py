@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import curves, plots
+from stages.reporting import curves, plots
 
 
 def _classification():

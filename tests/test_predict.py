@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import config, fitting, io, predict, prepare, split
-from stages.errors import UserError
-from stages.models import build_model, load_model, save_model
-from stages.paths import SCHEMA
+from stages import predict, prepare, split
+from stages.core import config, io
+from stages.core.errors import UserError
+from stages.core.paths import SCHEMA
+from stages.learn import fitting
+from stages.learn.models import build_model, load_model, save_model
 
 
 def customers(n: int = 240, seed: int = 0) -> pd.DataFrame:

@@ -14,10 +14,12 @@ import pytest
 import torch
 from sklearn.datasets import load_digits, make_classification
 
-from stages import config, io, pretrained, training, tuning
-from stages.errors import UserError
-from stages.fitting import fit_and_score
-from stages.nets import CNN, Standardize
+from stages import tuning
+from stages.core import config, io
+from stages.core.errors import UserError
+from stages.learn import pretrained, training
+from stages.learn.fitting import fit_and_score
+from stages.learn.nets import CNN, Standardize
 
 TINY_CNN = {"channels": [4, 8], "kernel_size": 3, "hidden": 16, "dropout": 0.0}
 

@@ -17,7 +17,7 @@ import yaml
 from project_copy import commit_copy, copy_project, dvc, git
 from sklearn.datasets import load_digits
 
-from stages import config, io, paths
+from stages.core import config, io, paths
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT = "pretrained/digits-mlp"

@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from stages import config, datasets, evaluate, registry, tracking
-from stages.features import fit_preprocessor
-from stages.models import build_baseline, build_model, load_model, save_model
-from stages.paths import SPLIT_FILES
+from stages import evaluate, registry, tracking
+from stages.core import config, datasets
+from stages.core.paths import SPLIT_FILES
+from stages.learn.features import fit_preprocessor
+from stages.learn.models import build_baseline, build_model, load_model, save_model
 
 
 @pytest.fixture

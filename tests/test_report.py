@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages import config, evaluate, metrics, report
+from stages import evaluate
+from stages.core import config
+from stages.learn import metrics
+from stages.reporting import report
 
 
 def _summary(task: str) -> dict:

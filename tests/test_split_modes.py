@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import datasets, io, split, splitting
-from stages.errors import UserError
-from stages.paths import PREPARED_DATA, SCHEMA, SPLIT_FILES, SPLIT_METRICS
-from stages.tables import read_frame
+from stages import split, splitting
+from stages.core import datasets, io
+from stages.core.errors import UserError
+from stages.core.paths import PREPARED_DATA, SCHEMA, SPLIT_FILES, SPLIT_METRICS
+from stages.core.tables import read_frame
 
 FRACTIONS = {"train": 0.6, "dev": 0.2, "test": 0.2}
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from stages import splitting
-from stages.errors import UserError
+from stages.core.errors import UserError
 
 FRACTIONS = {"train": 0.6, "dev": 0.2, "test": 0.2}
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import tables
-from stages.errors import UserError
+from stages.core import tables
+from stages.core.errors import UserError
 
 MIXED_CSV = (
     "amount,count,color,member,joined,label\n"

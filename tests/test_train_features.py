@@ -17,13 +17,14 @@ import torch
 import yaml
 from sklearn.datasets import load_breast_cancer, make_classification
 
-from stages import config, training
-from stages.augment import make_augment
-from stages.config import AugmentParams, ScheduleParams
-from stages.errors import UserError
-from stages.features import fit_preprocessor
-from stages.fitting import fit_and_score, resample, resolve_progress
-from stages.models import MODEL_NAMES, load_model, save_model
+from stages.core import config
+from stages.core.config import AugmentParams, ScheduleParams
+from stages.core.errors import UserError
+from stages.learn import training
+from stages.learn.augment import make_augment
+from stages.learn.features import fit_preprocessor
+from stages.learn.fitting import fit_and_score, resample, resolve_progress
+from stages.learn.models import MODEL_NAMES, load_model, save_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

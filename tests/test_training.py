@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from stages import training
-from stages.config import EarlyStoppingParams, OptimParams
-from stages.training import EarlyStopping
+from stages.core.config import EarlyStoppingParams, OptimParams
+from stages.learn import training
+from stages.learn.training import EarlyStopping
 
 
 def test_early_stopping_min_mode_decisions() -> None:

@@ -26,9 +26,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages import datasets, io, paths, tracking, tune, tuning
-from stages.errors import UserError
-from stages.models import load_model
+from stages import tracking, tune, tuning
+from stages.core import datasets, io, paths
+from stages.core.errors import UserError
+from stages.learn.models import load_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -308,7 +309,7 @@ NEVER_READS_TEST = textwrap.dedent(
     sys.addaudithook(refuse_test_split)
     sys.argv = ["stages.tune"]
     from stages import tune
-    from stages.errors import run_stage
+    from stages.core.errors import run_stage
     run_stage(tune.main)
     """
 )

@@ -11,8 +11,8 @@ import pytest
 from optuna.trial import TrialState
 
 from stages import tuning
-from stages.config import SpaceParam, TrainParams, TuneParams
-from stages.errors import UserError
+from stages.core.config import SpaceParam, TrainParams, TuneParams
+from stages.core.errors import UserError
 
 
 def space(**entries: dict) -> dict[str, SpaceParam]:

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages import curves, io, plots, report
-from stages.paths import PLOT_TABLES, TRAIN_HISTORY, TUNE_METRICS, TUNE_TRIALS
+from stages.core import io
+from stages.core.paths import PLOT_TABLES, TRAIN_HISTORY, TUNE_METRICS, TUNE_TRIALS
+from stages.reporting import curves, plots, report
 
 TITLE_MODEL = {"tuned": "tuned", "model": "trained"}
 

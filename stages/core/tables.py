@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.errors import UserError
+from stages.core.errors import UserError
 
 FORMATS = {".csv": "CSV", ".parquet": "PARQUET", ".jsonl": "JSONL", ".ndjson": "JSONL"}
 KINDS = ("numeric", "bool", "date", "category")

@@ -3,7 +3,7 @@
 A scikit-learn `ColumnTransformer` imputes, scales and encodes the schema's feature
 columns; dev, test and new data go through the same fitted transform as train, so
 nothing of their distribution leaks into training. Before it, each column is turned into
-numbers by its kind (see `stages/tables.py`):
+numbers by its kind (see `stages/core/tables.py`):
 
 - numeric: as is; bool: 1.0 / 0.0;
 - date: five numeric columns `<name>__year`, `__month`, `__day`, `__weekday` (Monday 0)
@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages import io, tables
-from stages.errors import UserError
+from stages.core import io, tables
+from stages.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def fit_preprocessor(
     train: pd.DataFrame, schema: dict[str, Any], params: Any = None
 ) -> Preprocessor:
     """Fit the feature transform on the training split (`params`: FeaturesParams)."""
-    from stages.config import FeaturesParams
+    from stages.core.config import FeaturesParams
 
     params = params or FeaturesParams()
     names = [feature["name"] for feature in schema["features"]]

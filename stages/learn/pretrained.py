@@ -31,14 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stages.errors import UserError
-from stages.io import file_digest
+from stages.core.errors import UserError
+from stages.core.io import file_digest
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from stages.config import InitFromParams
-    from stages.training import Backbone
+    from stages.core.config import InitFromParams
+    from stages.learn.training import Backbone
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def initialize(net: nn.Sequential, checkpoint: Checkpoint, target: Target) -> No
 def backbone(net: nn.Sequential, params: InitFromParams) -> Backbone | None:
     """The layers outside the output layer, frozen first and at their own lr; None when
     they train like the rest (no frozen epochs, the same lr)."""
-    from stages.training import Backbone
+    from stages.learn.training import Backbone
 
     if params.freeze_epochs == 0 and params.backbone_lr_factor == 1.0:
         return None

@@ -4,7 +4,7 @@ checkpoints that resume bit for bit.
 
 Batches are index slices of tensors already in memory (no per-sample DataLoader): one
 `randperm` per epoch, one gather per batch. Plain MLPs get their gradients by hand
-(`stages/handgrad.py`); every other network goes through autograd.
+(`stages/learn/handgrad.py`); every other network goes through autograd.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from stages import handgrad
-from stages.config import EarlyStoppingParams, OptimParams, ScheduleParams
+from stages.core.config import EarlyStoppingParams, OptimParams, ScheduleParams
+from stages.learn import handgrad
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class LoopConfig:
     fingerprint: str = ""  # a checkpoint made for other params or data is ignored
     loss_scale: float = 1.0  # reported losses in target units (regression)
     backbone: Backbone | None = None  # pretrained layers: frozen first, then their own lr
-    hand_gradients: bool = True  # plain MLPs: gradients by hand (stages/handgrad.py)
+    hand_gradients: bool = True  # plain MLPs: gradients by hand (stages/learn/handgrad.py)
 
 
 @dataclass
@@ -323,7 +323,7 @@ def _save_checkpoint(
     stopper: EarlyStopping,
     generator: torch.Generator,
 ) -> None:
-    from stages.io import atomic_path
+    from stages.core.io import atomic_path
 
     payload = {
         "fingerprint": loop.fingerprint,

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from stages.errors import UserError
+from stages.core.errors import UserError
 
 PARAMS_FILE = Path("params.yaml")
 # The folder of checkpoints for train.init_from.path (a DVC dependency of train and tune).
@@ -199,7 +199,7 @@ class AugmentParams(Section):
 
 
 class InitFromParams(Section):
-    """Start a torch model from a pretrained checkpoint (see stages/pretrained.py).
+    """Start a torch model from a pretrained checkpoint (see stages/learn/pretrained.py).
 
     `path` lies in the `pretrained/` folder, which dvc.yaml lists as a dependency of train
     and tune (a static path: DVC needs no templating to read it): a checkpoint elsewhere
@@ -249,7 +249,7 @@ class TrainParams(Section):
     @field_validator("model")
     @classmethod
     def _known_model(cls, model: str) -> str:
-        from stages.models import MODEL_NAMES  # late: models import torch lazily
+        from stages.learn.models import MODEL_NAMES  # late: models import torch lazily
 
         if model not in MODEL_NAMES:
             raise ValueError(f"must be one of {', '.join(MODEL_NAMES)}, got {model!r}")
@@ -257,7 +257,7 @@ class TrainParams(Section):
 
     @model_validator(mode="after")
     def _init_from_needs_torch(self) -> TrainParams:
-        from stages.models import TORCH_MODELS
+        from stages.learn.models import TORCH_MODELS
 
         if self.init_from.mode != "none" and self.model not in TORCH_MODELS:
             raise ValueError(

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual name
 
-from stages.config import AugmentParams
+from stages.core.config import AugmentParams
 
 
 def make_augment(params: AugmentParams, image_shape: list[int], pixel_std: float):

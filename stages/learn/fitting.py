@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from stages import config, datasets, metrics
-from stages.config import BaseParams, FeaturesParams, TrainParams
-from stages.errors import UserError
-from stages.features import CHUNK_ROWS, Preprocessor, fit_preprocessor
-from stages.models import TORCH_MODELS, build_model
-from stages.paths import SPLIT_FILES
-from stages.tables import read_batches, read_frame, row_count
+from stages.core import config, datasets
+from stages.core.config import BaseParams, FeaturesParams, TrainParams
+from stages.core.errors import UserError
+from stages.core.paths import SPLIT_FILES
+from stages.core.tables import read_batches, read_frame, row_count
+from stages.learn import metrics
+from stages.learn.features import CHUNK_ROWS, Preprocessor, fit_preprocessor
+from stages.learn.models import TORCH_MODELS, build_model
 
 Arrays = tuple[np.ndarray, np.ndarray]
 

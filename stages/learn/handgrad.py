@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual name
 from torch import nn
 
-from stages.nets import MLP, Standardize
+from stages.learn.nets import MLP, Standardize
 
 # Containers whose forward calls their children in registration order.
 _IN_ORDER = (nn.Sequential, MLP)

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stages.errors import UserError
+from stages.core.errors import UserError
 
 if TYPE_CHECKING:
-    from stages.config import TrainParams
+    from stages.core.config import TrainParams
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def save_model(model: Any, preprocessor: Any, directory: Path) -> None:
 
 def load_model(directory: Path) -> Any:
     """A model with its `preprocessor` attribute: `model.preprocessor.transform(frame)`."""
-    from stages.features import load_preprocessor
+    from stages.learn.features import load_preprocessor
 
     directory = Path(directory)
     config_path = directory / CONFIG_FILE
@@ -143,7 +143,7 @@ class SklearnModel:
 
     @classmethod
     def load(cls, directory: Path, config: dict[str, Any]) -> SklearnModel:
-        from stages.features import load_skops
+        from stages.learn.features import load_skops
 
         estimator = load_skops(directory / "model.skops", "model file")
         return cls(config["name"], config["task"], config["n_classes"], estimator)
@@ -307,8 +307,8 @@ class TorchModel:
     ) -> list[dict[str, float]]:
         import torch
 
-        from stages import training
-        from stages.augment import make_augment
+        from stages.learn import training
+        from stages.learn.augment import make_augment
 
         params = self.params
         torch.manual_seed(self.seed)
@@ -366,7 +366,7 @@ class TorchModel:
         """
         import hashlib
 
-        from stages import pretrained
+        from stages.learn import pretrained
 
         init = self.params.init_from
         if init.mode == "none":
@@ -381,7 +381,7 @@ class TorchModel:
     def _build(self, n_features: int) -> Any:
         from torch import nn
 
-        from stages.nets import Standardize, build_net
+        from stages.learn.nets import Standardize, build_net
 
         self.n_features = n_features
         n_outputs = self.n_classes if self.task == "classification" else 1
@@ -428,7 +428,7 @@ class TorchModel:
     def _outputs(self, features: np.ndarray) -> Any:
         import torch
 
-        from stages.training import predict_outputs
+        from stages.learn.training import predict_outputs
 
         return predict_outputs(self.net, torch.as_tensor(features, dtype=torch.float32))
 

@@ -3,7 +3,7 @@
 A source is `sklearn:<name>` (a dataset bundled with scikit-learn, no download), a local
 CSV, Parquet or JSON Lines file with a named target column, or a folder of images with
 one subfolder per class. Feature columns are numeric, bool, date or text (category);
-see `stages/tables.py`.
+see `stages/core/tables.py`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages import tables
-from stages.errors import UserError
+from stages.core import tables
+from stages.core.errors import UserError
 
 SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
 FILE_SUFFIXES = tuple(tables.FORMATS)
