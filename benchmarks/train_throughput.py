@@ -10,6 +10,9 @@ MNIST-shaped random data (60,000 x 784, 10 classes), the 784-128-10 MLP, SGD.
 2. At batch 256: model FLOP/s (6 x parameter count per sample) as a share of the FLOP/s
    of a 2048 x 2048 float32 matmul. Floor: >= 60%.
 
+Both loops run with the same torch thread count: by default `base.threads` of params.yaml,
+the count the pipeline trains with (1 unless changed); `--threads N` for another.
+
 Run: .venv/bin/python benchmarks/train_throughput.py [--threads N] [--repeats R]
 """
 
@@ -23,6 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from stages.core import config
 from stages.core.config import EarlyStoppingParams, OptimParams
 from stages.learn.training import LoopConfig, make_optimizer, train_epoch
 
@@ -74,9 +78,18 @@ def median_time(fn, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for both loops (default: base.threads of params.yaml, as the "
+        "pipeline trains)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.threads is None:
+        (base,) = config.load("base")
+        args.threads = base.threads
     torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(0)
     data = (
@@ -94,7 +107,7 @@ def main() -> None:
         autograd.append(median_time(lambda: our_epoch(net, data, 64, hand_gradients=False), 1))
     speedup = statistics.median(reference) / statistics.median(ours)
     batching_only = statistics.median(reference) / statistics.median(autograd)
-    print(f"threads: {args.threads}")
+    print(f"threads: {args.threads} (both loops)")
     print(
         f"batch 64: ours {N_ROWS / statistics.median(ours):,.0f} samples/s, DataLoader "
         f"{N_ROWS / statistics.median(reference):,.0f} samples/s -> {speedup:.2f}x "
