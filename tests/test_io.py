@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from stages.core import io
+from stages.core.errors import UserError
 
 
 class BoomError(Exception):
@@ -90,3 +91,13 @@ def test_file_digest_is_sha256(tmp_path: Path) -> None:
     data = bytes(range(256)) * 10
     path.write_bytes(data)
     assert io.file_digest(path, chunk=100) == hashlib.sha256(data).hexdigest()
+
+
+def test_read_json_if_present(tmp_path: Path) -> None:
+    path = tmp_path / "schema.json"
+    assert io.read_json_if_present(path, "model schema") is None
+    path.write_text('{"classes": [0, 1]}')
+    assert io.read_json_if_present(path, "model schema") == {"classes": [0, 1]}
+    path.write_bytes(b"\xff{ not json")
+    with pytest.raises(UserError, match=r"^model schema: .*schema\.json is not valid JSON$"):
+        io.read_json_if_present(path, "model schema")

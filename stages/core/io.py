@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stages.core.errors import UserError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -84,6 +86,17 @@ def write_json(path: Path, data: Any) -> None:
 def read_json(path: Path) -> Any:
     with Path(path).open() as handle:
         return json.load(handle)
+
+
+def read_json_if_present(path: Path, context: str) -> Any:
+    """The JSON in `path`, or None when there is no such file; a file that is not JSON is a
+    UserError: "<context>: <path> is not valid JSON"."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{context}: {path} is not valid JSON") from None
 
 
 PARQUET_CHUNK_ROWS = 1 << 17

@@ -21,7 +21,6 @@ check and predict new data.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -415,14 +414,5 @@ def load_preprocessor(directory: Path) -> Preprocessor:
         state["columns"],
         state.get("kinds"),
         state.get("dropped"),
-        _load_schema(directory / SCHEMA_FILE),
+        io.read_json_if_present(directory / SCHEMA_FILE, "model schema"),
     )
-
-
-def _load_schema(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"{path}: corrupt schema file; expected JSON") from None

@@ -24,13 +24,13 @@ Loading never runs code: `torch.load(weights_only=True)` refuses pickled objects
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stages.core import io
 from stages.core.errors import UserError
 from stages.core.io import file_digest
 
@@ -113,18 +113,9 @@ def load(path: str | Path) -> Checkpoint:
         weights,
         file_digest(weights),
         state,
-        _read_json(weights.parent / CONFIG_FILE),
-        (_read_json(weights.parent / SCHEMA_FILE) or {}).get("classes"),
+        io.read_json_if_present(weights.parent / CONFIG_FILE, KEY),
+        (io.read_json_if_present(weights.parent / SCHEMA_FILE, KEY) or {}).get("classes"),
     )
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"{KEY}: {path} is not valid JSON") from None
 
 
 # --- matching the configured network ---------------------------------------------------
