@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,10 +171,12 @@ def set_frozen(net: nn.Module, backbone: Backbone | None, frozen: bool) -> list[
     return modules if frozen else []
 
 
-def batches(n_rows: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Shuffled index batches covering every row once."""
+def batches(
+    n_rows: int, batch_size: int, generator: torch.Generator
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """The epoch's shuffled row order, and its index batches covering every row once."""
     order = torch.randperm(n_rows, generator=generator)
-    yield from order.split(batch_size)
+    return order, order.split(batch_size)
 
 
 def l1_penalty(net: nn.Module) -> torch.Tensor:
@@ -226,14 +228,16 @@ def train_epoch(
     # Frozen parameters keep no gradient; the hand-written path overwrites the others' each
     # batch, so it needs no zero_grad per batch.
     optimizer.zero_grad(set_to_none=True)
-    indices = list(batches(len(features), optim.batch_size, generator))
+    order, indices = batches(len(features), optim.batch_size, generator)
+    # The targets are small: gathered once per epoch in batch order, sliced per batch.
+    targets_seen = targets.index_select(0, order)
     # The epoch's outputs fill one tensor: a small tensor kept per batch would fragment the
     # heap the (larger, short-lived) batches are taken from, and grow the process by more
     # than the outputs themselves.
     losses, outputs_seen, start = [], None, 0
-    for index in indices:
+    for index, batch_y in zip(indices, targets_seen.split(optim.batch_size), strict=True):
         # index_select copies whole rows; advanced indexing (features[index]) is 3-5x slower
-        batch_x, batch_y = features.index_select(0, index), targets.index_select(0, index)
+        batch_x = features.index_select(0, index)
         if loop.augment is not None:
             batch_x = loop.augment(batch_x, generator)
         if by_hand is not None:
@@ -252,7 +256,7 @@ def train_epoch(
     # Batch losses are means: weight each by its batch size (the last batch may be short).
     sizes = torch.tensor([len(index) for index in indices], device=features.device)
     mean_loss = float((torch.stack(losses) * sizes).sum()) / len(features)
-    return mean_loss, outputs_seen, targets[torch.cat(indices)]
+    return mean_loss, outputs_seen, targets_seen
 
 
 @torch.no_grad()
