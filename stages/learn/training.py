@@ -4,7 +4,9 @@ checkpoints that resume bit for bit.
 
 Batches are index slices of tensors already in memory (no per-sample DataLoader): one
 `randperm` per epoch, one gather per batch. Plain MLPs get their gradients by hand
-(`stages/learn/handgrad.py`); every other network goes through autograd.
+(`stages/learn/handgrad.py`) and their optimizer update prepared once per epoch
+(`stages/learn/epoch_step.py`); every other network goes through autograd and
+`optimizer.step()`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 from torch import nn
 
 from stages.core.config import EarlyStoppingParams, OptimParams, ScheduleParams
-from stages.learn import handgrad
+from stages.learn import epoch_step, handgrad
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +237,9 @@ def train_epoch(
     # heap the (larger, short-lived) batches are taken from, and grow the process by more
     # than the outputs themselves.
     losses, outputs_seen, start = [], None, 0
-    for index, batch_y in zip(indices, targets_seen.split(optim.batch_size), strict=True):
+    step = optimizer.step
+    batch_targets = targets_seen.split(optim.batch_size)
+    for position, (index, batch_y) in enumerate(zip(indices, batch_targets, strict=True)):
         # index_select copies whole rows; advanced indexing (features[index]) is 3-5x slower
         batch_x = features.index_select(0, index)
         if loop.augment is not None:
@@ -247,7 +251,11 @@ def train_epoch(
             loss, outputs = autograd_step(net, loss_fn, batch_x, batch_y, optim.l1, autocast)
         if optim.grad_clip:
             nn.utils.clip_grad_norm_(net.parameters(), optim.grad_clip)
-        optimizer.step()
+        step()
+        if position == 0 and by_hand is not None:
+            # The gradient tensors and the optimizer's state exist now, and the hand path
+            # keeps them for the epoch: the rest of its steps skip step()'s own overhead.
+            step = epoch_step.prepare(optimizer) or optimizer.step
         losses.append(loss)
         if outputs_seen is None:
             outputs_seen = outputs.new_empty((len(features), *outputs.shape[1:]))
