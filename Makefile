@@ -21,6 +21,7 @@ repro: $(STAMP)  ## run the pipeline on params.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check stages tests benchmarks scripts
+	$(BIN)/ruff format --check stages tests benchmarks scripts
 
 test: $(STAMP) lint  ## lint + the whole test suite (but the browser check: make ui-check)
 	$(BIN)/pytest -q -m "not ui"

@@ -87,9 +87,7 @@ def stage_figures(summary: dict[str, Any], curve: list[dict[str, float]]) -> dic
         tuning = io.read_json(TUNE_METRICS)  # the tuned metric and its direction
         scores = trials["dev_score"].astype(float).tolist()
         best = curves.best_so_far(scores, tuning["direction"])
-        figures["tuning_history.png"] = plots.tuning_history_figure(
-            trials, best, tuning["metric"]
-        )
+        figures["tuning_history.png"] = plots.tuning_history_figure(trials, best, tuning["metric"])
     return figures
 
 
