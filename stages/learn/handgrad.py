@@ -36,6 +36,9 @@ class Plan:
     layers: tuple[nn.Module, ...]
     loss_fn: nn.Module
     first_trainable: int
+    # (weight, bias) of each Linear in `layers`, None for the other layers: looked up once
+    # per epoch, not through nn.Module's attribute lookup on every batch.
+    linears: tuple[tuple[nn.Parameter, nn.Parameter | None] | None, ...]
 
 
 def plan(net: nn.Module, loss_fn: nn.Module) -> Plan | None:
@@ -50,7 +53,10 @@ def plan(net: nn.Module, loss_fn: nn.Module) -> Plan | None:
     first_linear = next(i for i, layer in enumerate(layers) if isinstance(layer, nn.Linear))
     if any(isinstance(layer, Standardize) for layer in layers[first_linear:]):
         return None  # backward passes through a Standardize only before the first Linear
-    return Plan(tuple(layers), loss_fn, _first_trainable(layers))
+    linears = tuple(
+        (layer.weight, layer.bias) if isinstance(layer, nn.Linear) else None for layer in layers
+    )
+    return Plan(tuple(layers), loss_fn, _first_trainable(layers), linears)
 
 
 def _supported_loss(loss_fn: nn.Module) -> bool:
@@ -84,24 +90,29 @@ def loss_and_grads(
     generator, as nn.Dropout does.
     """
     with torch.no_grad():
-        outputs, tape = _forward(plan.layers, features)
+        outputs, tape = _forward(plan, features)
         loss, grad = _loss_grad(plan.loss_fn, outputs, targets)
         _backward(tape, grad, l1, plan.first_trainable)
     return loss, outputs
 
 
-def _forward(
-    layers: tuple[nn.Module, ...], hidden: torch.Tensor
-) -> tuple[torch.Tensor, list[tuple[nn.Module, torch.Tensor | None]]]:
-    """Outputs, and per layer what its backward needs (input, ReLU output or dropout mask)."""
-    tape: list[tuple[nn.Module, torch.Tensor | None]] = []
-    for layer in layers:
-        if isinstance(layer, nn.Linear):
-            tape.append((layer, hidden))
-            hidden = F.linear(hidden, layer.weight, layer.bias)  # (B, out)
+# Per layer, what its backward needs: the Linear's (weight, bias) and its input, the ReLU's
+# output, the dropout's scaled mask, or nothing.
+Tape = list[tuple[nn.Module, tuple[nn.Parameter, nn.Parameter | None] | None, torch.Tensor | None]]
+
+
+def _forward(plan: Plan, hidden: torch.Tensor) -> tuple[torch.Tensor, Tape]:
+    """Outputs, and the tape the backward pass reads."""
+    tape: Tape = []
+    after_linear = False
+    for layer, linear in zip(plan.layers, plan.linears, strict=True):
+        if linear is not None:
+            tape.append((layer, linear, hidden))
+            hidden = F.linear(hidden, *linear)  # (B, out)
         elif isinstance(layer, nn.ReLU):
-            hidden = hidden.relu()
-            tape.append((layer, hidden))
+            # in place on a Linear's output, which nothing else keeps
+            hidden = hidden.relu_() if after_linear else hidden.relu()
+            tape.append((layer, None, hidden))
         elif isinstance(layer, nn.Dropout) and layer.training and layer.p > 0:
             keep = 1.0 - layer.p
             if keep > 0:
@@ -109,11 +120,12 @@ def _forward(
             else:
                 mask = torch.zeros_like(hidden)
             hidden = hidden * mask
-            tape.append((layer, mask))
+            tape.append((layer, None, mask))
         else:
             if isinstance(layer, Standardize):
                 hidden = layer(hidden)  # fixed statistics, before any trainable layer
-            tape.append((layer, None))  # Identity, or Dropout in eval mode / with p = 0
+            tape.append((layer, None, None))  # Identity, or Dropout in eval mode / with p = 0
+        after_linear = linear is not None
     return hidden, tape
 
 
@@ -130,21 +142,16 @@ def _loss_grad(
     loss = F.nll_loss(log_probs, targets, weight=loss_fn.weight)
     grad = log_probs.exp_().scatter_(1, targets.unsqueeze(1), -1.0, reduce="add")
     if loss_fn.weight is None:
-        return loss, grad.div_(len(targets))
+        return loss, grad.div_(targets.shape[0])
     row_weights = loss_fn.weight[targets]  # (B,)
     return loss, grad.mul_((row_weights / row_weights.sum()).unsqueeze(1))
 
 
-def _backward(
-    tape: list[tuple[nn.Module, torch.Tensor | None]],
-    grad: torch.Tensor,
-    l1: float,
-    first_trainable: int,
-) -> None:
+def _backward(tape: Tape, grad: torch.Tensor, l1: float, first_trainable: int) -> None:
     for position in range(len(tape) - 1, first_trainable - 1, -1):
-        layer, saved = tape[position]
-        if isinstance(layer, nn.Linear):
-            weight, bias = layer.weight, layer.bias
+        layer, linear, saved = tape[position]
+        if linear is not None:
+            weight, bias = linear
             if weight.requires_grad:
                 _write_grad(weight, torch.mm, grad.t(), saved)  # (out, in): the weight's layout
                 if l1:
