@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from bench_args import positive_int
 
 REPO = Path(__file__).resolve().parents[1]
 MEMORY_FLOOR = 3.0
@@ -199,8 +200,8 @@ def report(small: list[Run], large: list[Run], small_bytes: int, large_bytes: in
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--small", type=int, default=100_000)
+    parser.add_argument("--rows", type=positive_int, default=1_000_000)
+    parser.add_argument("--small", type=positive_int, default=100_000)
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temp dir")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     args = parser.parse_args()

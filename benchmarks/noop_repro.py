@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench_args import positive_int
+
 REPO = Path(__file__).resolve().parents[1]
 FLOOR = 1.3
 DVC = str(Path(sys.executable).parent / "dvc")
@@ -165,7 +167,9 @@ def report(times: Mapping[str, Times]) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    parser.add_argument(
+        "--rounds", type=positive_int, default=7, help="interleaved rounds (default 7)"
+    )
     parser.add_argument("--rev", default="HEAD", help="commit to benchmark (default HEAD)")
     parser.add_argument(
         "--setup",

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench_args import positive_int
+
 REPO = Path(__file__).resolve().parents[1]
 MODULES = ("stages.prepare", "stages.split")
 BASELINE = "pandas"
@@ -46,7 +48,9 @@ def probe(module: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument(
+        "--rounds", type=positive_int, default=5, help="interleaved rounds (default 5)"
+    )
     args = parser.parse_args(argv)
 
     names = (BASELINE, *MODULES)

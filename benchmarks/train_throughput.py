@@ -24,6 +24,7 @@ import statistics
 import time
 
 import torch
+from bench_args import positive_int
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -81,12 +82,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=None,
         help="torch threads for both loops (default: base.threads of params.yaml, as the "
         "pipeline trains)",
     )
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=positive_int, default=7)
     args = parser.parse_args()
     if args.threads is None:
         (base,) = config.load("base")
