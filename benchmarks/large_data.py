@@ -147,7 +147,7 @@ def run_stage(directory: Path, stage: str, module: str) -> Run:
 def data_bytes(directory: Path) -> int:
     """In-memory size of the prepared data, as the stages hold it."""
     sys.path.insert(0, str(REPO))
-    from stages.core.tables import read_frame
+    from reprotrain.data.tables import read_frame
 
     frame = read_frame(directory / "data" / "prepared" / "data.parquet")
     return int(frame.memory_usage(deep=True).sum())

@@ -13,12 +13,11 @@ import logging
 
 import numpy as np
 
-from stages import splitting
-from stages.core import config, datasets
-from stages.learn import metrics
-from stages.learn.features import fit_preprocessor
-from stages.learn.fitting import configure_torch, fit_and_score
-from stages.tuning import apply
+from reprotrain import config, metrics
+from reprotrain.data import datasets, splitting
+from reprotrain.data.features import fit_preprocessor
+from reprotrain.training.fitting import configure_torch, fit_and_score
+from reprotrain.tuning import apply
 
 VARIANTS = {
     "default (params.yaml)": {},

@@ -2,7 +2,7 @@
 
 MNIST-shaped random data (60,000 x 784, 10 classes), the 784-128-10 MLP, SGD.
 
-1. samples/s of our loop (`stages.learn.training.train_epoch` with `make_optimizer`'s SGD:
+1. samples/s of our loop (`reprotrain.models.torch_loop.train_epoch` with `make_optimizer`'s SGD:
    in-memory index batches, MLP gradients by hand, fused optimizer update) over the plain
    `DataLoader(TensorDataset(X, y), batch_size=64, shuffle=True)` loop with
    `torch.optim.SGD`, batch 64. Floor: >= 1.8x. Also shown, not judged: our loop with
@@ -28,9 +28,9 @@ from bench_args import positive_int
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from stages.core import config
-from stages.core.config import EarlyStoppingParams, OptimParams
-from stages.learn.training import LoopConfig, make_optimizer, train_epoch
+from reprotrain import config
+from reprotrain.config import EarlyStoppingParams, OptimParams
+from reprotrain.models.torch_loop import LoopConfig, make_optimizer, train_epoch
 
 N_ROWS, N_FEATURES, N_CLASSES = 60_000, 784, 10
 

@@ -35,10 +35,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages import learning_curve
-from stages.core import config, io
-from stages.core.config import BaseParams, TrainParams
-from stages.learn.fitting import configure_torch, fit_and_score
+from reprotrain import config
+from reprotrain.config import BaseParams, TrainParams
+from reprotrain.data import io
+from reprotrain.training import learning_curve
+from reprotrain.training.fitting import configure_torch, fit_and_score
 
 Arrays = tuple[np.ndarray, np.ndarray]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -251,7 +252,7 @@ def figure(summary: pd.DataFrame) -> Any:
 
 
 def log_to_mlflow(args: argparse.Namespace, summary: pd.DataFrame, paths: list[Path]) -> str:
-    from stages import tracking
+    from reprotrain import tracking
 
     methods = {_slug(name): init_from for name, init_from in {**FINETUNE, **TRANSFER}.items()}
     params = {"noise": args.noise, "seeds": args.seeds, "recipe": RECIPE, "methods": methods}

@@ -53,8 +53,8 @@ class Outcome:
 
 def search(name: str, params, base, train_params, schema, train, dev) -> Outcome:
     """Run one search through the stage's objective and trial runner; time every trial."""
-    from stages import tracking, tuning
-    from stages.trials import Budget, StudyLock, run_trials
+    from reprotrain import tracking, tuning
+    from reprotrain.tuning.trials import Budget, StudyLock, run_trials
     from stages.tune import make_objective, make_search, search_params
 
     setup = make_search(base, *search_params(train_params, params), schema, train, dev)
@@ -92,10 +92,11 @@ def main() -> int:
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}/mlflow.db"
     import logging
 
-    from stages.core import config, io
-    from stages.core.errors import UserError
-    from stages.core.paths import SCHEMA
-    from stages.learn.fitting import configure_torch, load_train_dev
+    from reprotrain import config
+    from reprotrain.config.errors import UserError
+    from reprotrain.config.paths import SCHEMA
+    from reprotrain.data import io
+    from reprotrain.training.fitting import configure_torch, load_train_dev
 
     logging.basicConfig(level=logging.WARNING)
     try:
@@ -117,7 +118,7 @@ def main() -> int:
     finally:
         shutil.rmtree(store, ignore_errors=True)
 
-    from stages import tuning
+    from reprotrain import tuning
 
     objective = tuning.resolve_objective(tune, schema["task"])
     sign = 1.0 if objective.direction == "maximize" else -1.0

@@ -1,7 +1,18 @@
-"""reprotrain: a reproducible training pipeline, one module per DVC stage."""
+"""The five DVC stages: `python -m stages.<name>` from the project root (what dvc.yaml runs).
+
+Each stage's `main()` reads params, calls the library (`src/reprotrain`) and writes its
+outputs; the library knows nothing of DVC.
+"""
 
 import os
 import sys
+from pathlib import Path
+
+# A stage runs the library of its own checkout, not whichever one is installed: `dvc exp
+# run --temp` and queued experiments run the pipeline in a copy of the project.
+_LIBRARY = str(Path(__file__).resolve().parent.parent / "src")
+if _LIBRARY not in sys.path:
+    sys.path.insert(0, _LIBRARY)
 
 # Memory settings that numpy and Arrow read once, when they load: set here, before any
 # stage module imports pandas. (Defaults only: the environment still wins.)

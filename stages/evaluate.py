@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.core import config, datasets, io
-from stages.core.errors import run_stage
-from stages.core.paths import (
+from reprotrain import config, metrics
+from reprotrain.config.errors import run_stage
+from reprotrain.config.paths import (
     BASELINE_DIR,
     EVALUATE_METRICS,
     LEARNING_CURVE,
@@ -31,10 +31,11 @@ from stages.core.paths import (
     TUNE_METRICS,
     TUNED_DIR,
 )
-from stages.learn import metrics
-from stages.learn.models import load_model
-from stages.reporting import bootstrap, report
-from stages.reporting.evaluation_plots import write_plots
+from reprotrain.data import datasets, io
+from reprotrain.evaluation import bootstrap, verdicts
+from reprotrain.models.model import load_model
+from reprotrain.reporting import report
+from reprotrain.reporting.evaluation_plots import write_plots
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +61,19 @@ def select(train_summary: dict, tune_summary: dict, primary: str) -> tuple[str, 
     return "model", f"dev {primary} {trained_dev:.4f} (trained) >= {tuned_dev:.4f} (tuned)"
 
 
-def verdicts(train_summary: dict, tune_summary: dict, primary: str, params) -> dict:
+def all_verdicts(train_summary: dict, tune_summary: dict, primary: str, params) -> dict:
     baseline_dev = train_summary["baseline"]["dev"][primary]
     model = train_summary["model"]
     tuned = tune_summary["best_model"]
     return {
-        "model": metrics.fit_verdict(
+        "model": verdicts.fit_verdict(
             model["train"][primary]["mean"],
             model["dev"][primary]["mean"],
             baseline_dev,
             params.overfit_gap,
             params.underfit_skill,
         ),
-        "tuned": metrics.fit_verdict(
+        "tuned": verdicts.fit_verdict(
             tuned["train"][primary],
             tuned["dev"][primary],
             baseline_dev,
@@ -163,9 +164,9 @@ def main() -> None:
         "bootstrap": {**params.bootstrap.model_dump(), "seed": base.seed},
         "test": summarize(schema, y_true, predictions, params, base.seed),
         "selected": {"model": selected, "reason": reason, "path": str(dirs[winner])},
-        "fit": verdicts(train_summary, tune_summary, primary, params),
+        "fit": all_verdicts(train_summary, tune_summary, primary, params),
         "baseline_dev": train_summary["baseline"]["dev"][primary],
-        "learning_curve": metrics.more_data_verdict(curve, params.more_data_gain),
+        "learning_curve": verdicts.more_data_verdict(curve, params.more_data_gain),
     }
     if task == "classification":
         y_pred = predictions[winner][0]
@@ -208,7 +209,8 @@ def log_to_mlflow(
     base, params, schema: dict, summary: dict, test_frame: pd.DataFrame, winner_dir: Path
 ) -> None:
     """The evaluate run: test input, scores, verdict tags, plots, report; then the registry."""
-    from stages import registry, tracking
+    from reprotrain import tracking
+    from reprotrain.tracking import registry
 
     logged = {"base": {"seed": base.seed}, "evaluate": params.model_dump()}
     with tracking.stage_run("evaluate", logged) as run:

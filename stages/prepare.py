@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from stages.core import config, datasets, io
-from stages.core.errors import run_stage
-from stages.core.paths import PREPARE_METRICS, PREPARED_DATA, SCHEMA
+from reprotrain import config
+from reprotrain.config.errors import run_stage
+from reprotrain.config.paths import PREPARE_METRICS, PREPARED_DATA, SCHEMA
+from reprotrain.data import datasets, io
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,12 @@ import logging
 import numpy as np
 import pandas as pd
 
-from stages import splitting
-from stages.core import config, datasets, io
-from stages.core.config import SplitParams
-from stages.core.errors import UserError, run_stage
-from stages.core.paths import PREPARED_DATA, SCHEMA, SPLIT_FILES, SPLIT_METRICS
-from stages.core.tables import read_frame
+from reprotrain import config
+from reprotrain.config import SplitParams
+from reprotrain.config.errors import UserError, run_stage
+from reprotrain.config.paths import PREPARED_DATA, SCHEMA, SPLIT_FILES, SPLIT_METRICS
+from reprotrain.data import datasets, io, splitting
+from reprotrain.data.tables import read_frame
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages import learning_curve
-from stages.core import config, datasets, io
-from stages.core.errors import run_stage
-from stages.core.paths import (
+from reprotrain import config, metrics
+from reprotrain.config.errors import run_stage
+from reprotrain.config.paths import (
     BASELINE_DIR,
     CHECKPOINT_DIR,
     LEARNING_CURVE,
@@ -25,9 +24,16 @@ from stages.core.paths import (
     TRAIN_METRICS,
     seed_dir,
 )
-from stages.learn import metrics, pretrained
-from stages.learn.fitting import configure_torch, fit_and_score, load_train_dev, resolve_progress
-from stages.learn.models import build_baseline, input_dtype, save_model
+from reprotrain.data import datasets, io
+from reprotrain.models import pretrained
+from reprotrain.models.model import build_baseline, input_dtype, save_model
+from reprotrain.training import learning_curve
+from reprotrain.training.fitting import (
+    configure_torch,
+    fit_and_score,
+    load_train_dev,
+    resolve_progress,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +67,8 @@ def checkpoint_path(params, seed: int) -> Path | None:
 
 def log_to_mlflow(run_id: str, summary: dict, fitted: list) -> None:
     """Summary metrics on the stage run; each seed's epochs in a nested run."""
-    from stages import tracking
-    from stages.reporting import plots
+    from reprotrain import tracking
+    from reprotrain.reporting import plots
 
     tracking.log_metrics(run_id, tracking.flat_metrics(summary))
     tracking.log_artifact(run_id, TRAIN_HISTORY)
@@ -123,7 +129,7 @@ def main() -> None:
     io.write_csv(LEARNING_CURVE, pd.DataFrame(curve, columns=learning_curve.COLUMNS))
     shutil.rmtree(CHECKPOINT_DIR, ignore_errors=True)  # outputs are complete: nothing to resume
 
-    from stages import tracking  # MLflow last: a failed log never hides the outputs
+    from reprotrain import tracking
 
     with tracking.stage_run(
         "train", {"base": base.model_dump(), "train": params.model_dump()}

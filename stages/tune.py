@@ -23,15 +23,15 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from stages import tuning
-from stages.core import config, datasets, io
-from stages.core.config import BaseParams, TrainParams, TuneParams
-from stages.core.errors import UserError, run_stage
-from stages.core.paths import SCHEMA, SPLIT_FILES, TUNE_METRICS, TUNE_TRIALS, TUNED_DIR
-from stages.learn import pretrained
-from stages.learn.fitting import configure_torch, fit_and_score, load_train_dev
-from stages.learn.models import input_dtype, save_model
-from stages.trials import Budget, StudyLock, next_action, run_trials
+from reprotrain import config, tuning
+from reprotrain.config import BaseParams, TrainParams, TuneParams
+from reprotrain.config.errors import UserError, run_stage
+from reprotrain.config.paths import SCHEMA, SPLIT_FILES, TUNE_METRICS, TUNE_TRIALS, TUNED_DIR
+from reprotrain.data import datasets, io
+from reprotrain.models import pretrained
+from reprotrain.models.model import input_dtype, save_model
+from reprotrain.training.fitting import configure_torch, fit_and_score, load_train_dev
+from reprotrain.tuning.trials import Budget, StudyLock, next_action, run_trials
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def make_objective(search: Search, parent_run_id: str) -> Callable[[optuna.Trial
 
     Per-epoch dev values go to the pruner; a pruned trial stops at that epoch.
     """
-    from stages import tracking
+    from reprotrain import tracking
 
     task, metric = search.schema["task"], search.objective.metric
 
@@ -157,7 +157,7 @@ def end_trial_run(
     final: dict[str, float],
     error: str | None = None,
 ) -> None:
-    from stages import tracking
+    from reprotrain import tracking
 
     tracking.log_history(run_id, history)
     tracking.log_metrics(run_id, final)
@@ -168,7 +168,7 @@ def end_trial_run(
 
 def close_lost_runs(study: optuna.Study) -> None:
     """Nested runs of trials whose worker died are left RUNNING: mark them failed."""
-    from stages import tracking
+    from reprotrain import tracking
 
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
         run_id = trial.user_attrs.get(RUN_ATTR)
@@ -201,8 +201,8 @@ def summarize(search: Search, study: optuna.Study, best_trial: Any, best: Any) -
 
 def log_study(run_id: str, study: optuna.Study, summary: dict, seed: int) -> None:
     """The parent run: best params and score, counts, history and importance plots."""
-    from stages import tracking
-    from stages.reporting import plots
+    from reprotrain import tracking
+    from reprotrain.reporting import plots
 
     counts = {f"trials_{state}": n for state, n in summary["trial_states"].items()}
     tracking.log_metrics(
@@ -244,7 +244,7 @@ def coordinate(
     search: Search, study: optuna.Study, storage: Any, fingerprint: str, preprocessor: Any
 ) -> None:
     """Run trials (beside any workers), wait for all, then write the outputs."""
-    from stages import tracking
+    from reprotrain import tracking
 
     params = search.params
     logged = {
@@ -300,7 +300,7 @@ def work(
     search: Search, study: optuna.Study, storage: Any, fingerprint: str, wait_s: float
 ) -> None:
     """Run trials of a shared study under the coordinator's MLflow run; write nothing."""
-    from stages import tracking
+    from reprotrain import tracking
 
     params = search.params
     budget = Budget(tuning.trial_budget(params), params.timeout)

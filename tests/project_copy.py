@@ -79,7 +79,7 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 def default_params(overrides: dict[str, Any]) -> dict[str, Any]:
     """Every section with its defaults from stages/core/config.py (DVC needs each key it tracks),
     overridden by `overrides`, and validated."""
-    from stages.core import config
+    from reprotrain import config
 
     defaults = {name: model().model_dump(mode="json") for name, model in config.SECTIONS.items()}
     params = merge(defaults, overrides)

@@ -21,12 +21,13 @@ import pytest
 import yaml
 from PIL import Image
 
+from reprotrain import config
+from reprotrain.config.errors import UserError
+from reprotrain.config.paths import PREPARE_METRICS, PREPARED_DATA, SCHEMA
+from reprotrain.data import datasets, io
+from reprotrain.data.features import fit_preprocessor
+from reprotrain.models.model import build_model, save_model
 from stages import prepare, split
-from stages.core import config, datasets, io
-from stages.core.errors import UserError
-from stages.core.paths import PREPARE_METRICS, PREPARED_DATA, SCHEMA
-from stages.learn.features import fit_preprocessor
-from stages.learn.models import build_model, save_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GOOD_CSV = "a,b,label\n1.5,x,0\n2.5,y,1\n3.5,x,0\n4.5,y,1\n"
@@ -202,14 +203,14 @@ def _plant_code(path: Path) -> None:
 def test_predict_refuses_bad_model_files(
     model_dir: Path, file: str, damage, in_subprocess: bool, message: str
 ) -> None:
-    from stages import predict
+    from reprotrain.cli import predict
 
     damage(model_dir / file)
     root = model_dir.parent
     before = snapshot(root)
     args = ["--model", "model", "--input", "new.csv", "--output", "predictions.csv"]
     if in_subprocess:
-        assert_one_line_error(run_command(root, "stages.predict", *args), message)
+        assert_one_line_error(run_command(root, "reprotrain.cli.predict", *args), message)
     else:
         with pytest.raises(UserError, match=message):
             predict.main(args)

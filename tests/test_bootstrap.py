@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from stages.learn import metrics
-from stages.reporting import bootstrap
+from reprotrain import metrics
+from reprotrain.evaluation import bootstrap
 
 
 def _classification(n_classes: int, n_rows: int = 240, seed: int = 0):

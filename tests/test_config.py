@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from stages.core import config
-from stages.core.config import SplitParams, TrainParams
-from stages.core.errors import UserError
+from reprotrain import config
+from reprotrain.config import SplitParams, TrainParams
+from reprotrain.config.errors import UserError
 
 REPO_PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
 

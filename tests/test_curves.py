@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from stages.reporting import curves
+from reprotrain.evaluation import curves
 
 
 def _multiclass(n_rows: int = 200, n_classes: int = 3, seed: int = 0):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.core.errors import UserError, run_stage
+from reprotrain.config.errors import UserError, run_stage
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

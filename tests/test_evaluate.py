@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import evaluate, learning_curve
-from stages.core import config
-from stages.core.errors import UserError
+from reprotrain import config
+from reprotrain.config.errors import UserError
+from reprotrain.training import learning_curve
+from stages import evaluate
 
 
 def _train(dev: float) -> dict:
@@ -40,7 +41,7 @@ def test_select_uses_dev_scores_only(trained: float, tuned: float, selected: str
 
 def test_verdicts_judge_both_models_against_the_baseline() -> None:
     params = config.parse_section("evaluate", {})
-    fit = evaluate.verdicts(_train(0.8), _tune(0.98), "accuracy", params)
+    fit = evaluate.all_verdicts(_train(0.8), _tune(0.98), "accuracy", params)
     assert fit["model"]["verdict"] == "overfitting"  # train 1.0 vs dev 0.8
     assert fit["tuned"]["verdict"] == "good fit"
 

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from project_copy import commit_copy, copy_project, dvc, merge, pipeline_env
 
-from stages.core import paths
+from reprotrain.config import paths
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -130,7 +130,7 @@ def test_inputs_and_registered_champion(diabetes: dict[str, Any]) -> None:
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from stages import tracking
+    from reprotrain import tracking
 
     repo = diabetes["repo"]
     uri = f"sqlite:///{repo / 'mlflow.db'}"
@@ -229,7 +229,7 @@ def test_mlflow_ui_shows_the_stage_runs_and_tuned_metrics(
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     from mlflow.tracking import MlflowClient
 
-    from stages import tracking
+    from reprotrain import tracking
 
     client = MlflowClient(tracking_uri=f"sqlite:///{diabetes['repo'] / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(tracking.EXPERIMENT)

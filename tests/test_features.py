@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.core import datasets
-from stages.core.config import FeaturesParams
-from stages.core.errors import UserError
-from stages.learn import features
+from reprotrain.config import FeaturesParams
+from reprotrain.config.errors import UserError
+from reprotrain.data import datasets, features
 
 
 def mixed_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
@@ -73,7 +72,7 @@ def test_every_kind_becomes_numbers() -> None:
 
 def test_identifier_like_column_is_dropped_with_a_reason(caplog) -> None:
     frame = mixed_frame()
-    with caplog.at_level(logging.WARNING, logger="stages.learn.features"):
+    with caplog.at_level(logging.WARNING, logger="reprotrain.data.features"):
         preprocessor = features.fit_preprocessor(frame, schema_of(frame))
     assert "user" not in preprocessor.columns
     assert preprocessor.dropped["user"].startswith("identifier-like: 60 distinct values in 60")

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.core import datasets, io, tables
-from stages.learn import fitting
-from stages.learn.features import fit_preprocessor
+from reprotrain.data import datasets, io, tables
+from reprotrain.data.features import fit_preprocessor
+from reprotrain.training import fitting
 
 
 def mixed_split(n: int, seed: int = 0) -> pd.DataFrame:

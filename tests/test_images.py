@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import images
-from stages.core import datasets, io
-from stages.core.errors import UserError
+from reprotrain.config.errors import UserError
+from reprotrain.data import datasets, images, io
 
 
 def make_folder(root: Path, per_class: int = 3, size: tuple[int, int] = (10, 12)) -> Path:
@@ -59,8 +58,8 @@ def test_pixels_reshape_to_channel_first_images(tmp_path: Path) -> None:
 
 
 def test_prepare_writes_image_schema(workdir, tmp_path: Path) -> None:
+    from reprotrain.config.paths import PREPARED_DATA, SCHEMA
     from stages import prepare
-    from stages.core.paths import PREPARED_DATA, SCHEMA
 
     make_folder(tmp_path / "pets")
     workdir({"prepare": {"source": "pets", "image": {"size": [4, 6], "mode": "grayscale"}}})

@@ -56,8 +56,8 @@ def test_training_a_scikit_learn_model_needs_no_torch() -> None:
     # torch costs a process a few hundred MB: `train` loads it only for a torch model.
     code = (
         "from stages import train\n"
-        "from stages.core.config import BaseParams\n"
-        "from stages.learn.fitting import configure_torch\n"
+        "from reprotrain.config import BaseParams\n"
+        "from reprotrain.training.fitting import configure_torch\n"
         "configure_torch(BaseParams(), 'hist_gradient_boosting')"
     )
     assert forbidden_loaded(code, REPO_ROOT) == []

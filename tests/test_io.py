@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages.core import io
-from stages.core.errors import UserError
+from reprotrain.config.errors import UserError
+from reprotrain.data import io
 
 
 class BoomError(Exception):

@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from stages.core import io
-from stages.core.tables import read_frame
+from reprotrain.data import io
+from reprotrain.data.tables import read_frame
 
 
 @pytest.fixture

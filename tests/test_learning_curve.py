@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import learning_curve
-from stages.core import config, datasets
-from stages.core.errors import UserError
-from stages.learn.features import fit_preprocessor
+from reprotrain import config
+from reprotrain.config.errors import UserError
+from reprotrain.data import datasets
+from reprotrain.data.features import fit_preprocessor
+from reprotrain.training import learning_curve
 
 
 def test_stratified_prefixes_keep_the_class_mix() -> None:
@@ -65,7 +66,7 @@ def test_for_train_fits_the_configured_model(classification_frame: pd.DataFrame)
         datasets.encode_target(classification_frame, schema),
     )
     params = config.parse_section("train", {"model": "logistic_regression", "seeds": [0]})
-    from stages.learn.fitting import fit_and_score
+    from reprotrain.training.fitting import fit_and_score
 
     full = fit_and_score(params, schema, 0, data, data)
     rows = learning_curve.for_train(params, [0.2, 1.0], schema, data, data, full)

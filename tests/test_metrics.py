@@ -8,7 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from stages.learn import metrics
+from reprotrain import metrics
+from reprotrain.evaluation import verdicts
 
 
 def test_classification_scores() -> None:
@@ -71,21 +72,21 @@ def test_history_row_without_loss_is_nan() -> None:
     ],
 )
 def test_fit_verdict(train: float, dev: float, baseline: float, verdict: str, reason: str) -> None:
-    result = metrics.fit_verdict(train, dev, baseline, overfit_gap=0.05, underfit_skill=0.8)
+    result = verdicts.fit_verdict(train, dev, baseline, overfit_gap=0.05, underfit_skill=0.8)
     assert result["verdict"] == verdict
-    assert result["remedy"] == metrics.REMEDIES[verdict]
+    assert result["remedy"] == verdicts.REMEDIES[verdict]
     assert result["train_dev_gap"] == pytest.approx(train - dev)
     assert result["skill"] == pytest.approx((train - baseline) / (1 - baseline))
     assert re.search(reason, result["reason"])
 
 
 def test_underfitting_takes_precedence_over_a_gap() -> None:
-    result = metrics.fit_verdict(0.5, 0.2, 0.1, overfit_gap=0.05, underfit_skill=0.8)
+    result = verdicts.fit_verdict(0.5, 0.2, 0.1, overfit_gap=0.05, underfit_skill=0.8)
     assert result["verdict"] == "underfitting"
 
 
 def test_fit_verdict_with_a_perfect_baseline_does_not_divide_by_zero() -> None:
-    result = metrics.fit_verdict(1.0, 1.0, 1.0, overfit_gap=0.05, underfit_skill=0.8)
+    result = verdicts.fit_verdict(1.0, 1.0, 1.0, overfit_gap=0.05, underfit_skill=0.8)
     assert math.isfinite(result["skill"])
 
 

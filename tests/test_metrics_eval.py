@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from stages.learn import metrics
+from reprotrain import metrics
+from reprotrain.evaluation import verdicts
 
 
 def test_evaluation_scores_add_balanced_accuracy_and_roc_auc() -> None:
@@ -87,7 +88,7 @@ def _curve(*dev_scores: float) -> list[dict[str, float]]:
     ],
 )
 def test_more_data_verdict(dev_scores, verdict: str, reason: str) -> None:
-    result = metrics.more_data_verdict(_curve(*dev_scores), min_gain=0.01)
+    result = verdicts.more_data_verdict(_curve(*dev_scores), min_gain=0.01)
     assert result["verdict"] == verdict
     assert re.search(reason, result["reason"])
 
@@ -106,11 +107,11 @@ CANDIDATE = {"value": 0.95, "ci_low": 0.93, "ci_high": 0.97}
     ],
 )
 def test_champion_decision(champion_score, champion_version, moves: bool, reason: str) -> None:
-    moved, why = metrics.champion_decision("accuracy", CANDIDATE, champion_score, champion_version)
+    moved, why = verdicts.champion_decision("accuracy", CANDIDATE, champion_score, champion_version)
     assert moved is moves
     assert reason in why
 
 
 def test_fit_verdict_carries_the_scores_it_judged() -> None:
-    result = metrics.fit_verdict(0.99, 0.9, 0.1, overfit_gap=0.05, underfit_skill=0.8)
+    result = verdicts.fit_verdict(0.99, 0.9, 0.1, overfit_gap=0.05, underfit_skill=0.8)
     assert (result["train_score"], result["dev_score"]) == (0.99, 0.9)

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import torch
 
-from stages.core import config, datasets
-from stages.core.errors import UserError
-from stages.learn import metrics
-from stages.learn.features import fit_preprocessor
-from stages.learn.models import build_baseline, build_model, input_dtype, load_model, save_model
+from reprotrain import config, metrics
+from reprotrain.config.errors import UserError
+from reprotrain.data import datasets
+from reprotrain.data.features import fit_preprocessor
+from reprotrain.models.model import build_baseline, build_model, input_dtype, load_model, save_model
 
 
 def _prepared(frame: pd.DataFrame, target: str, task: str) -> tuple[dict[str, Any], Any, tuple]:
@@ -229,7 +229,7 @@ def test_torch_model_trains_on_the_matrix_itself(
     request: pytest.FixtureRequest, monkeypatch, task: str
 ) -> None:
     """A float32 matrix reaches the network as a view of the same memory, not a copy."""
-    from stages.learn import training
+    from reprotrain.models import torch_loop as training
 
     schema, _, (features, targets) = _data(request, task)
     model = build_model(_train_params("mlp"), schema, seed=0)

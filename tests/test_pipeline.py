@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import grimp
 import pytest
 import yaml
 from project_copy import commit_copy, copy_project, default_params, dvc
 
-from stages.core import paths
+from reprotrain.config import paths
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_SPLIT = PurePosixPath(paths.SPLIT_FILES["test"].as_posix())
@@ -70,11 +72,9 @@ def test_each_stage_depends_on_its_own_module() -> None:
 
 
 def test_code_deps_exist() -> None:
-    """A code dep is a module file or a package folder (one DVC entry for all its modules)."""
-    for name, stage in _dvc_stages().items():
-        for dep in _entries(stage, "deps"):
-            if not dep.startswith("stages/"):
-                continue
+    """A code dep is a stage script or a library package folder."""
+    for name in _dvc_stages():
+        for dep in _code_deps(name):
             path = REPO_ROOT / dep
             if path.is_dir():
                 assert (path / "__init__.py").is_file(), f"{name}: dep {dep} is no package"
@@ -86,154 +86,91 @@ def test_dvc_ignores_bytecode_inside_folder_deps() -> None:
     """Python writes __pycache__ into the folders it imports from: were DVC to hash it, a run
     would change the folder deps and their stages would never be up to date."""
     folders = sorted(
-        {
-            dep.rstrip("/")
-            for stage in _dvc_stages().values()
-            for dep in _entries(stage, "deps")
-            if dep.startswith("stages/") and (REPO_ROOT / dep).is_dir()
-        }
+        {dep for stage in _dvc_stages() for dep in _code_deps(stage) if (REPO_ROOT / dep).is_dir()}
     )
     assert folders
     probes = [f"{folder}/__pycache__/probe.cpython-311.pyc" for folder in folders]
     assert dvc(REPO_ROOT, "check-ignore", *probes).stdout.split() == probes
 
 
-# Modules that only talk to MLflow: no DVC output depends on them, so they are no deps.
-MLFLOW_ONLY = {"tracking", "registry", "serving", "pyfunc_entry"}
-# (importing module, imported module) -> the stages that never run that import, and why.
-# Modules are named below stages/: "train", "core.config", "learn.models".
-NOT_RUN = {
-    ("core.config", "learn.models"): (
-        {"prepare", "split"},
-        "only checks train.model, which they never read",
-    ),
-    ("core.datasets", "images"): (
-        {"split", "train", "tune", "evaluate"},
-        "only reads an image-folder prepare.source",
-    ),
-    ("train", "reporting.plots"): ({"train"}, "draws the MLflow figures"),
-    ("tune", "reporting.plots"): ({"tune"}, "draws the MLflow figures"),
-}
+# Packages whose code changes no output: never DVC code deps, and what only they import is
+# not run by the stage for its outputs. tracking talks to MLflow; cli is predict.
+NOT_DEPS = ("reprotrain.tracking", "reprotrain.cli")
+# stages/__init__.py sets memory-allocator defaults and puts src/ on sys.path: it changes no
+# output, so editing it reruns nothing.
+STAGES_PACKAGE = "stages"
 STAGE_NAMES = ["prepare", "split", "train", "tune", "evaluate"]
+LIBRARY = "reprotrain"
 
 
-def _module_path(module: str) -> PurePosixPath:
-    """'learn.models' -> stages/learn/models.py; a package ('core') -> its __init__.py."""
-    path = PurePosixPath("stages", *module.split("."))
-    return path / "__init__.py" if (REPO_ROOT / path).is_dir() else path.with_suffix(".py")
+@functools.cache
+def _import_graph() -> grimp.ImportGraph:
+    """Every import of stages/ and the library, those inside functions included (grimp)."""
+    return grimp.build_graph(STAGES_PACKAGE, LIBRARY)
 
 
-def _resolve(dotted: str) -> str | None:
-    """'stages.learn.models' -> 'learn.models'; None if it names no module of the package."""
-    parts = dotted.split(".")
-    if parts[0] != "stages" or len(parts) < 2:
-        return None
-    module = ".".join(parts[1:])
-    return module if (REPO_ROOT / _module_path(module)).is_file() else None
+def _runs(stage: str) -> set[str]:
+    """Modules the stage's script reaches through imports, not going through NOT_DEPS."""
+    graph = _import_graph()
+    seen, todo = set(), [f"{STAGES_PACKAGE}.{stage}"]
+    while todo:
+        module = todo.pop()
+        if module in seen or module.startswith(NOT_DEPS):
+            continue
+        seen.add(module)
+        todo += graph.find_modules_directly_imported_by(module)
+    return seen
 
 
-def _imports(module: str) -> set[str]:
-    """Modules of the package `module` imports, at the top or inside functions."""
-    tree = ast.parse((REPO_ROOT / _module_path(module)).read_text())
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: from the package holding `module`
-                package = ["stages", *module.split(".")]
-                if _module_path(module).name != "__init__.py":
-                    package.pop()
-                base = ".".join(package[: len(package) - node.level + 1])
-                source = f"{base}.{node.module}" if node.module else base
-            else:
-                source = node.module or ""
-            if source.split(".")[0] != "stages":
-                continue
-            for alias in node.names:
-                # `from stages.core import config` names a module; `from stages.core.config
-                # import X` a name inside one.
-                resolved = _resolve(f"{source}.{alias.name}") or _resolve(source)
-                assert resolved or source == "stages", f"{module}: no module {source}"
-                found |= {resolved} if resolved else set()
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith("stages."):
-                    resolved = _resolve(alias.name)
-                    assert resolved, f"{module}: no module {alias.name}"
-                    found.add(resolved)
-    return found
+def _dep_of(module: str) -> str | None:
+    """The dvc.yaml entry that covers a module: its stage script, or its library package's
+    folder (one entry per package; the library's own __init__.py alone)."""
+    parts = module.split(".")
+    if parts[0] == STAGES_PACKAGE:
+        return f"stages/{parts[1]}.py" if len(parts) > 1 else None
+    if len(parts) == 1:
+        return "src/reprotrain/__init__.py"
+    return f"src/reprotrain/{parts[1]}"
 
 
 def _code_deps(stage: str) -> list[str]:
-    return [dep for dep in _entries(_dvc_stages()[stage], "deps") if dep.startswith("stages/")]
-
-
-def _run_by(deps: list[str]) -> set[str]:
-    """The modules code deps hold: a module file, or every module under a package folder."""
-    modules = set()
-    for dep in deps:
-        path = REPO_ROOT / dep
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            parts = file.relative_to(REPO_ROOT / "stages").with_suffix("").parts
-            modules.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
-    return modules
-
-
-def _covered(module: str, deps: list[str]) -> bool:
-    return any(_covers(dep, _module_path(module)) for dep in deps)
-
-
-def test_run_by_lists_the_modules_of_file_and_folder_deps() -> None:
-    run = _run_by(["stages/train.py", "stages/learn"])
-    assert {"train", "learn", "learn.models", "learn.training"} <= run
-    assert not run & {"tune", "core", "core.config", "reporting.plots"}
-    assert _covered("learn.models", ["stages/learn"])
-    assert _covered("learn", ["stages/learn"])  # the package's own __init__.py
-    assert not _covered("learn.models", ["stages/learn/training.py"])
-    assert not _covered("reporting.plots", ["stages/core", "stages/learn"])
+    return [
+        dep for dep in _entries(_dvc_stages()[stage], "deps") if dep.startswith(("stages/", "src/"))
+    ]
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
-def test_each_stage_depends_on_every_module_it_runs(stage: str) -> None:
-    """A code edit reruns every stage that runs the edited module: each module a stage's code
-    deps import (all modules in a folder dep count as run) is covered by a code dep too, its
-    file or a folder above it, unless it only talks to MLflow or the stage never runs it."""
-    deps = _code_deps(stage)
-    for module in sorted(_run_by(deps)):
-        packages = [".".join(module.split(".")[:n]) for n in range(1, module.count(".") + 1)]
-        for package in packages:  # importing learn.models runs stages/learn/__init__.py
-            assert _covered(package, deps), (
-                f"{stage} runs {_module_path(module)}, so also {_module_path(package)}: "
-                f"list its folder {_module_path(package).parent} in the deps in dvc.yaml"
-            )
-        for imported in sorted(_imports(module) - MLFLOW_ONLY):
-            if _covered(imported, deps):
-                continue
-            skipped, why = NOT_RUN.get((module, imported), (set(), ""))
-            assert stage in skipped and why, (
-                f"{stage} runs {_module_path(module)}, which imports {imported}: add "
-                f"{_module_path(imported)} or its folder to its deps in dvc.yaml (or add the "
-                "import to NOT_RUN in this test with the reason the stage never runs it)"
-            )
+def test_code_deps_are_the_packages_the_stage_runs(stage: str) -> None:
+    """An edit reruns exactly the stages that run the edited code: a stage's code deps in
+    dvc.yaml are its script and the library packages its imports reach, no more, no less."""
+    needed = {dep for module in _runs(stage) if (dep := _dep_of(module))}
+    declared = set(_code_deps(stage))
+    assert declared - needed == set(), f"{stage}: dvc.yaml lists deps it never runs"
+    assert needed - declared == set(), f"{stage}: add these to its deps in dvc.yaml"
 
 
-def test_not_run_names_only_imports_that_exist() -> None:
-    for module, imported in NOT_RUN:
-        assert imported in _imports(module), (module, imported)
+def test_mlflow_only_packages_are_no_deps() -> None:
+    for stage in STAGE_NAMES:
+        for dep in _code_deps(stage):
+            assert not dep.replace("src/", "").replace("/", ".").startswith(NOT_DEPS), (stage, dep)
 
 
-def test_not_run_excuses_only_imports_the_deps_miss() -> None:
-    """An entry is needed only where the stage runs the importer and no dep covers the import."""
-    for (module, imported), (skipped, _) in NOT_RUN.items():
-        for stage in skipped:
-            deps = _code_deps(stage)
-            assert module in _run_by(deps), f"{stage} does not run {module}: drop it from NOT_RUN"
-            assert not _covered(imported, deps), (
-                f"{stage}'s deps cover {imported} anyway: drop it from NOT_RUN[{module!r}, ...]"
-            )
+def test_library_root_holds_no_code() -> None:
+    """src/reprotrain/__init__.py runs with every library import, yet no stage lists it: it
+    may hold a docstring and nothing else, so an edit of it can change no output."""
+    tree = ast.parse((REPO_ROOT / "src/reprotrain/__init__.py").read_text())
+    assert len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr), "code in __init__.py"
+
+
+def test_runs_follows_lazy_imports_but_not_tracking() -> None:
+    train = _runs("train")
+    assert "reprotrain.models.torch_loop" in train  # imported inside a function
+    assert not any(module.startswith("reprotrain.tracking") for module in train)
+    assert "reprotrain.tuning.search" not in train
 
 
 def _paths_py() -> set[PurePosixPath]:
-    """Every path constant of stages/core/paths.py (dict values included)."""
+    """Every path constant of src/reprotrain/config/paths.py (dict values included)."""
     found: set[PurePosixPath] = set()
     for value in vars(paths).values():
         values = value.values() if isinstance(value, dict) else [value]
@@ -261,14 +198,14 @@ def test_dvc_yaml_paths_match_paths_py() -> None:
     folders = {path for path in constants if len(path.parts) > 1}
     for path in declared:
         assert path in constants or any(folder in path.parents for folder in folders), (
-            f"dvc.yaml names {path}, which stages/core/paths.py does not define"
+            f"dvc.yaml names {path}, which src/reprotrain/config/paths.py does not define"
         )
     for path in constants:
         if path.parts[0] not in DATA_ROOTS:
             continue  # e.g. checkpoints: working files, not pipeline outputs
         related = any(path in other.parents or other in path.parents for other in declared)
         assert path in declared or related, (
-            f"stages/core/paths.py defines {path}, which dvc.yaml does not declare"
+            f"src/reprotrain/config/paths.py defines {path}, which dvc.yaml does not declare"
         )
 
 
@@ -330,7 +267,7 @@ def _value(score: float | dict[str, float]) -> float:
 def _check_mlflow(repo: Path, commit: str) -> None:
     from mlflow.tracking import MlflowClient
 
-    from stages import tracking
+    from reprotrain import tracking
 
     assert (repo / "mlflow.db").is_file()
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.reporting import curves, plots
+from reprotrain.evaluation import curves
+from reprotrain.reporting import plots
 
 
 def _classification():

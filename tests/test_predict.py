@@ -1,4 +1,4 @@
-"""`python -m stages.predict`: new data checked against the model's schema, then predicted."""
+"""`python -m reprotrain.cli.predict`: new data checked against the model schema, then predicted."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import predict, prepare, split
-from stages.core import config, io
-from stages.core.errors import UserError
-from stages.core.paths import SCHEMA
-from stages.learn import fitting
-from stages.learn.models import build_model, load_model, save_model
+from reprotrain import config
+from reprotrain.cli import predict
+from reprotrain.config.errors import UserError
+from reprotrain.config.paths import SCHEMA
+from reprotrain.data import io
+from reprotrain.models.model import build_model, load_model, save_model
+from reprotrain.training import fitting
+from stages import prepare, split
 
 
 def customers(n: int = 240, seed: int = 0) -> pd.DataFrame:
@@ -197,8 +199,8 @@ def test_input_checked_against_schema(classifier: Path, kind: str, message: str)
         ),
         pytest.param(
             ["--output", "p.csv"],
-            r"stages\.predict: the following arguments are required: --input; usage: python -m "
-            r"stages\.predict --model DIR --input FILE --output FILE",
+            r"reprotrain\.cli\.predict: the following arguments are required: --input; "
+            r"usage: python -m reprotrain\.cli\.predict --model DIR --input FILE --output FILE",
             id="argument-missing",
         ),
     ],
@@ -242,7 +244,7 @@ def test_stage_commands_end_to_end_on_mixed_csv(tmp_path: Path) -> None:
         ["stages.prepare"],
         ["stages.split"],
         ["stages.train"],
-        ["stages.predict", "--model", "models/model/seed-0", "--input", "new.csv"]
+        ["reprotrain.cli.predict", "--model", "models/model/seed-0", "--input", "new.csv"]
         + ["--output", "out.parquet"],
     ]
     for command in commands:

@@ -14,12 +14,13 @@ import pytest
 import torch
 from sklearn.datasets import load_digits, make_classification
 
-from stages import tuning
-from stages.core import config, io
-from stages.core.errors import UserError
-from stages.learn import pretrained, training
-from stages.learn.fitting import fit_and_score
-from stages.learn.nets import CNN, Standardize
+from reprotrain import config, tuning
+from reprotrain.config.errors import UserError
+from reprotrain.data import io
+from reprotrain.models import pretrained
+from reprotrain.models import torch_loop as training
+from reprotrain.models.nets import CNN, Standardize
+from reprotrain.training.fitting import fit_and_score
 
 TINY_CNN = {"channels": [4, 8], "kernel_size": 3, "hidden": 16, "dropout": 0.0}
 
@@ -478,7 +479,7 @@ def test_tune_leaves_the_pretrained_layer_sizes_out_of_its_space(caplog):
 def test_mlflow_records_digest_and_links_the_run_that_wrote_the_weights(mlp_checkpoint):
     from mlflow.tracking import MlflowClient
 
-    from stages import tracking
+    from reprotrain import tracking
 
     with tracking.stage_run("train", {}) as source:
         tracking.tag_weights(source.info.run_id, mlp_checkpoint)
@@ -497,7 +498,7 @@ def test_mlflow_records_digest_and_links_the_run_that_wrote_the_weights(mlp_chec
 def test_mlflow_with_an_unknown_run_id_records_the_digest_only(mlp_checkpoint):
     from mlflow.tracking import MlflowClient
 
-    from stages import tracking
+    from reprotrain import tracking
 
     lineage = pretrained.lineage(
         config.InitFromParams(mode="finetune", path=str(mlp_checkpoint), mlflow_run_id="0" * 32)

@@ -17,7 +17,9 @@ import yaml
 from project_copy import commit_copy, copy_project, dvc, git
 from sklearn.datasets import load_digits
 
-from stages.core import config, io, paths
+from reprotrain import config
+from reprotrain.config import paths
+from reprotrain.data import io
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT = "pretrained/digits-mlp"
@@ -82,7 +84,7 @@ def _runs(repo: Path, stage: str) -> tuple[list[Any], list[Any]]:
     """Top-level MLflow runs of a stage, newest first, and all runs."""
     from mlflow.tracking import MlflowClient
 
-    from stages import tracking
+    from reprotrain import tracking
 
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(tracking.EXPERIMENT)

@@ -15,11 +15,13 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from stages import evaluate, registry, tracking
-from stages.core import config, datasets
-from stages.core.paths import SPLIT_FILES
-from stages.learn.features import fit_preprocessor
-from stages.learn.models import build_baseline, build_model, load_model, save_model
+from reprotrain import config, tracking
+from reprotrain.config.paths import SPLIT_FILES
+from reprotrain.data import datasets
+from reprotrain.data.features import fit_preprocessor
+from reprotrain.models.model import build_baseline, build_model, load_model, save_model
+from reprotrain.tracking import registry
+from stages import evaluate
 
 
 @pytest.fixture

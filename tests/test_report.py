@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from reprotrain import config, metrics
+from reprotrain.evaluation import verdicts
+from reprotrain.reporting import report
 from stages import evaluate
-from stages.core import config
-from stages.learn import metrics
-from stages.reporting import report
 
 
 def _summary(task: str) -> dict:
@@ -27,7 +27,7 @@ def _summary(task: str) -> dict:
         schema = {"task": task, "classes": None}
     predictions = {"baseline": baseline, "seed-0": good, "seed-1": good, "tuned": good}
     primary = metrics.PRIMARY[task]
-    fit = metrics.fit_verdict(0.99, 0.8, 0.5, 0.05, 0.8)
+    fit = verdicts.fit_verdict(0.99, 0.8, 0.5, 0.05, 0.8)
     summary = {
         "source": "sklearn:test",
         "task": task,
@@ -38,7 +38,7 @@ def _summary(task: str) -> dict:
         "selected": {"model": "model", "reason": "dev wins", "path": "models/model/seed-0"},
         "fit": {"model": fit, "tuned": fit},
         "baseline_dev": 0.5,
-        "learning_curve": metrics.more_data_verdict([], 0.01),
+        "learning_curve": verdicts.more_data_verdict([], 0.01),
     }
     if task == "classification":
         summary["per_class"] = evaluate.per_class(

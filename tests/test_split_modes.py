@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import split, splitting
-from stages.core import datasets, io
-from stages.core.errors import UserError
-from stages.core.paths import PREPARED_DATA, SCHEMA, SPLIT_FILES, SPLIT_METRICS
-from stages.core.tables import read_frame
+from reprotrain.config.errors import UserError
+from reprotrain.config.paths import PREPARED_DATA, SCHEMA, SPLIT_FILES, SPLIT_METRICS
+from reprotrain.data import datasets, io, splitting
+from reprotrain.data.tables import read_frame
+from stages import split
 
 FRACTIONS = {"train": 0.6, "dev": 0.2, "test": 0.2}
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import splitting
-from stages.core.errors import UserError
+from reprotrain.config.errors import UserError
+from reprotrain.data import splitting
 
 FRACTIONS = {"train": 0.6, "dev": 0.2, "test": 0.2}
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.core import tables
-from stages.core.errors import UserError
+from reprotrain.config.errors import UserError
+from reprotrain.data import tables
 
 MIXED_CSV = (
     "amount,count,color,member,joined,label\n"

@@ -17,14 +17,14 @@ import torch
 import yaml
 from sklearn.datasets import load_breast_cancer, make_classification
 
-from stages.core import config
-from stages.core.config import AugmentParams, ScheduleParams
-from stages.core.errors import UserError
-from stages.learn import training
-from stages.learn.augment import make_augment
-from stages.learn.features import fit_preprocessor
-from stages.learn.fitting import fit_and_score, resample, resolve_progress
-from stages.learn.models import MODEL_NAMES, load_model, save_model
+from reprotrain import config
+from reprotrain.config import MODEL_NAMES, AugmentParams, ScheduleParams
+from reprotrain.config.errors import UserError
+from reprotrain.data.features import fit_preprocessor
+from reprotrain.models import torch_loop as training
+from reprotrain.models.augment import make_augment
+from reprotrain.models.model import load_model, save_model
+from reprotrain.training.fitting import fit_and_score, resample, resolve_progress
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from stages.core.config import EarlyStoppingParams, OptimParams
-from stages.learn import training
-from stages.learn.training import EarlyStopping
+from reprotrain.config import EarlyStoppingParams, OptimParams
+from reprotrain.models import torch_loop as training
+from reprotrain.models.torch_loop import EarlyStopping
 
 
 def test_early_stopping_min_mode_decisions() -> None:

@@ -16,8 +16,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from stages import tuning
-from stages.trials import Budget, StudyLock, counted, next_action, run_trials
+from reprotrain import tuning
+from reprotrain.tuning.trials import Budget, StudyLock, counted, next_action, run_trials
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -164,8 +164,8 @@ def test_a_trial_of_a_dead_worker_is_failed_and_retried(tmp_path: Path) -> None:
 WORKER = textwrap.dedent(
     """
     import sys, time, optuna
-    from stages import tuning
-    from stages.trials import Budget, StudyLock, run_trials
+    from reprotrain import tuning
+    from reprotrain.tuning.trials import Budget, StudyLock, run_trials
 
     url = sys.argv[1]
     storage = tuning.open_storage(url)

@@ -26,10 +26,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages import tracking, tune, tuning
-from stages.core import datasets, io, paths
-from stages.core.errors import UserError
-from stages.learn.models import load_model
+from reprotrain import tracking, tuning
+from reprotrain.config import paths
+from reprotrain.config.errors import UserError
+from reprotrain.data import datasets, io
+from reprotrain.models.model import load_model
+from stages import tune
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -309,7 +311,7 @@ NEVER_READS_TEST = textwrap.dedent(
     sys.addaudithook(refuse_test_split)
     sys.argv = ["stages.tune"]
     from stages import tune
-    from stages.core.errors import run_stage
+    from reprotrain.config.errors import run_stage
     run_stage(tune.main)
     """
 )

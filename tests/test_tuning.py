@@ -10,9 +10,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from stages import tuning
-from stages.core.config import SpaceParam, TrainParams, TuneParams
-from stages.core.errors import UserError
+from reprotrain import tuning
+from reprotrain.config import SpaceParam, TrainParams, TuneParams
+from reprotrain.config.errors import UserError
 
 
 def space(**entries: dict) -> dict[str, SpaceParam]:

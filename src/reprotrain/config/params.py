@@ -1,0 +1,509 @@
+"""Typed, validated params: the one place that reads `params.yaml`.
+
+Each stage loads only the sections it needs. An unknown key, a wrong type or an
+out-of-range value raises a UserError naming the key, what is allowed and what was
+given, before the stage writes anything.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from reprotrain.config.errors import UserError
+
+PARAMS_FILE = Path("params.yaml")
+# The folder of checkpoints for train.init_from.path (a DVC dependency of train and tune).
+PRETRAINED_DIR = "pretrained"
+
+# The models `train.model` names: torch networks and scikit-learn estimators (built in
+# reprotrain.models).
+TORCH_MODELS = ("mlp", "cnn")
+SKLEARN_MODELS = (
+    "logistic_regression",
+    "linear_regression",
+    "svm",
+    "random_forest",
+    "hist_gradient_boosting",
+)
+MODEL_NAMES = TORCH_MODELS + SKLEARN_MODELS
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+
+
+class Section(BaseModel):
+    """Base for every params section: unknown keys and coercions are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --- base -------------------------------------------------------------------------------
+
+
+class BaseParams(Section):
+    seed: Annotated[int, Field(ge=0)] = 42
+    threads: Annotated[int, Field(ge=1, le=256)] = 1
+
+
+# --- prepare ----------------------------------------------------------------------------
+
+
+ColumnKind = Literal["numeric", "bool", "date", "category"]
+
+
+class ImageParams(Section):
+    """Image-folder sources: every image is converted to `mode` and resized to `size`."""
+
+    size: Annotated[
+        list[Annotated[int, Field(ge=1, le=1024)]], Field(min_length=2, max_length=2)
+    ] = [32, 32]  # [height, width]
+    mode: Literal["grayscale", "rgb"] = "rgb"
+
+
+class PrepareParams(Section):
+    source: str = "sklearn:digits"
+    target: str | None = None
+    task: Literal["auto", "classification", "regression"] = "auto"
+    drop_missing_target: bool = False  # false: a missing target is an error
+    column_types: dict[str, ColumnKind] = {}  # override inferred kinds by column name
+    image: ImageParams = ImageParams()
+
+
+# --- split ------------------------------------------------------------------------------
+
+
+class SplitParams(Section):
+    train: Fraction = 0.6
+    dev: Fraction = 0.2
+    test: Fraction = 0.2
+    stratify: bool = True
+    group_column: str | None = None  # rows sharing a value never cross splits
+    time_column: str | None = None  # train before dev before test along this column
+    fail_on_duplicates: bool = False  # identical feature rows across splits: error
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> SplitParams:
+        total = self.train + self.dev + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"train + dev + test must sum to 1, got {self.train} + {self.dev} + "
+                f"{self.test} = {total:g}"
+            )
+        if self.group_column is not None and self.time_column is not None:
+            raise ValueError(
+                "group_column and time_column cannot both be set, got "
+                f"group_column={self.group_column!r}, time_column={self.time_column!r}"
+            )
+        return self
+
+
+# --- features (fit on train by the train and tune stages) -------------------------------
+
+
+class FeaturesParams(Section):
+    """The preprocessing fit on the training split and saved with every model."""
+
+    exclude: list[str] = []  # feature columns to leave out, by name
+    numeric_impute: Literal["median", "mean", "zero"] = "median"
+    missing_indicator: bool = False  # add a 0/1 column per numeric column with gaps
+    scale: Literal["none", "standard", "minmax", "robust"] = "none"
+    categorical: Literal["onehot", "ordinal"] = "onehot"
+    max_categories: Annotated[int, Field(ge=2, le=1000)] = 20  # per text column
+    min_frequency: Annotated[float, Field(ge=0, lt=1)] = 0.0  # rarer (share of train): grouped
+    high_cardinality_ratio: Annotated[float, Field(gt=0, le=1)] = 0.5  # id-like: dropped
+
+
+# --- train ------------------------------------------------------------------------------
+
+
+class MLPParams(Section):
+    hidden_sizes: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=0)] = [128]
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+
+
+class CNNParams(Section):
+    """Conv layers for image-shaped data (schema image_shape, e.g. digits' 1x8x8)."""
+
+    channels: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [32, 64]
+    kernel_size: Annotated[int, Field(ge=1, le=7)] = 3
+    hidden: Annotated[int, Field(ge=1)] = 128
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.25
+
+
+class LogisticRegressionParams(Section):
+    C: PositiveFloat = 1.0
+    penalty: Literal["l2", "l1", "none"] = "l2"
+    max_iter: Annotated[int, Field(ge=1)] = 1000
+
+
+class LinearRegressionParams(Section):
+    alpha: NonNegFloat = 0.0
+    l1_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class SVMParams(Section):
+    C: PositiveFloat = 1.0
+    kernel: Literal["rbf", "linear", "poly", "sigmoid"] = "rbf"
+    gamma: Literal["scale", "auto"] = "scale"
+
+
+class RandomForestParams(Section):
+    n_estimators: Annotated[int, Field(ge=1)] = 200
+    max_depth: Annotated[int, Field(ge=1)] | None = None
+    min_samples_leaf: Annotated[int, Field(ge=1)] = 1
+
+
+class HistGradientBoostingParams(Section):
+    learning_rate: PositiveFloat = 0.1
+    max_iter: Annotated[int, Field(ge=1)] = 200
+    max_leaf_nodes: Annotated[int, Field(ge=2)] = 31
+    l2_regularization: NonNegFloat = 0.0
+    early_stopping: bool = True
+
+
+class OptimParams(Section):
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: PositiveFloat = 1e-3
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    weight_decay: NonNegFloat = 0.0
+    l1: NonNegFloat = 0.0
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    epochs: Annotated[int, Field(ge=1)] = 100
+    grad_clip: PositiveFloat | None = None
+
+
+class ScheduleParams(Section):
+    """Learning-rate schedule, stepped once per epoch."""
+
+    kind: Literal["none", "step", "cosine", "plateau"] = "none"
+    step_size: Annotated[int, Field(ge=1)] = 30  # step: epochs between decays
+    gamma: Annotated[float, Field(gt=0, lt=1)] = 0.1  # step and plateau: decay factor
+    patience: Annotated[int, Field(ge=1)] = 5  # plateau: epochs without dev-loss progress
+    min_lr: NonNegFloat = 0.0  # cosine and plateau: floor
+
+
+class EarlyStoppingParams(Section):
+    monitor: Literal["dev_loss", "dev_score"] = "dev_loss"
+    patience: Annotated[int, Field(ge=1)] = 10
+    min_delta: NonNegFloat = 0.0
+
+
+class AugmentParams(Section):
+    """Random batch transforms of image-shaped training data (train split only)."""
+
+    enabled: bool = False
+    shift: Annotated[float, Field(ge=0, le=0.5)] = 0.1  # max shift, fraction of the image side
+    rotate: Annotated[float, Field(ge=0, le=45)] = 10.0  # max rotation in degrees
+    noise: NonNegFloat = 0.0  # std of Gaussian noise, in units of the pixel std
+
+
+class InitFromParams(Section):
+    """Start a torch model from a pretrained checkpoint (see stages/learn/pretrained.py).
+
+    `path` lies in the `pretrained/` folder, which dvc.yaml lists as a dependency of train
+    and tune (a static path: DVC needs no templating to read it): a checkpoint elsewhere
+    would not be hashed, so replacing its bytes would not rerun them. With mode `none` the
+    default, the folder itself, is unused.
+    """
+
+    mode: Literal["none", "finetune", "transfer"] = "none"
+    path: Annotated[str, Field(min_length=1)] = PRETRAINED_DIR
+    freeze_epochs: Annotated[int, Field(ge=0)] = 0  # backbone frozen for the first N epochs
+    backbone_lr_factor: Annotated[float, Field(gt=0, le=1)] = 1.0  # backbone lr = lr * this
+    mlflow_run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _under_pretrained(cls, path: str) -> str:
+        parts = PurePosixPath(path.replace("\\", "/")).parts
+        if not parts or parts[0] != PRETRAINED_DIR or ".." in parts:
+            raise ValueError(
+                f"allowed: {PRETRAINED_DIR} or a relative path under it (the folder dvc.yaml "
+                f"makes a dependency of train and tune; copy the checkpoint there), got {path!r}"
+            )
+        return path
+
+
+class TrainParams(Section):
+    model: str = "mlp"
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = [0]
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    mixed_precision: bool = True  # bfloat16 autocast, on CUDA only
+    progress: Literal["auto", "bar", "log", "off"] = "auto"  # auto: bar on a terminal
+    checkpoint: bool = True  # per-epoch checkpoints; a killed run resumes from the last
+    imbalance: Literal["none", "class_weight", "oversample", "undersample"] = "none"
+    mlp: MLPParams = MLPParams()
+    cnn: CNNParams = CNNParams()
+    logistic_regression: LogisticRegressionParams = LogisticRegressionParams()
+    linear_regression: LinearRegressionParams = LinearRegressionParams()
+    svm: SVMParams = SVMParams()
+    random_forest: RandomForestParams = RandomForestParams()
+    hist_gradient_boosting: HistGradientBoostingParams = HistGradientBoostingParams()
+    optim: OptimParams = OptimParams()
+    schedule: ScheduleParams = ScheduleParams()
+    early_stopping: EarlyStoppingParams = EarlyStoppingParams()
+    augment: AugmentParams = AugmentParams()
+    init_from: InitFromParams = InitFromParams()
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
+        if model not in MODEL_NAMES:
+            raise ValueError(f"must be one of {', '.join(MODEL_NAMES)}, got {model!r}")
+        return model
+
+    @model_validator(mode="after")
+    def _init_from_needs_torch(self) -> TrainParams:
+        if self.init_from.mode != "none" and self.model not in TORCH_MODELS:
+            raise ValueError(
+                f"init_from.mode {self.init_from.mode!r} needs a torch model "
+                f"({', '.join(TORCH_MODELS)}), got model {self.model!r}"
+            )
+        return self
+
+
+# --- tune -------------------------------------------------------------------------------
+
+
+class SpaceParam(Section):
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> SpaceParam:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs a non-empty 'choices' list")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} parameter needs 'low' and 'high'")
+        if self.low > self.high:
+            raise ValueError(f"'low' must be <= 'high', got low={self.low}, high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log-scaled parameter needs low > 0, got low={self.low}")
+        if self.type == "int" and not (self.low.is_integer() and self.high.is_integer()):
+            raise ValueError(
+                f"an int parameter needs whole 'low' and 'high', got low={self.low}, "
+                f"high={self.high}"
+            )
+        return self
+
+
+# Dev metrics a study can optimize (per task: see stages/tuning.py METRIC_DIRECTIONS).
+TUNE_METRICS = ("auto", "accuracy", "macro_f1", "log_loss", "r2", "rmse", "mse", "mae")
+STORAGE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg2://", "postgresql+psycopg://")
+
+
+class TuneParams(Section):
+    method: Literal["grid", "random", "tpe"] = "tpe"
+    n_trials: Annotated[int, Field(ge=1)] | None = 20  # total over reruns and workers
+    timeout: PositiveFloat | None = None  # seconds per invocation
+    grid_points: Annotated[int, Field(ge=2)] = 3
+    metric: Literal[TUNE_METRICS] = "auto"  # auto: accuracy (classification), r2 (regression)
+    direction: Literal["auto", "maximize", "minimize"] = "auto"
+    tpe_startup_trials: Annotated[int, Field(ge=0)] = 5  # random trials before TPE models
+    pruner: Literal["none", "median", "hyperband"] = "none"
+    prune_warmup_epochs: Annotated[int, Field(ge=1)] = 5
+    prune_startup_trials: Annotated[int, Field(ge=0)] = 3
+    n_jobs: Annotated[int, Field(ge=1, le=64)] = 1
+    storage: str | None = None  # null: in memory; sqlite:///file.db or postgresql://...
+    study_name: Annotated[str, Field(min_length=1, max_length=200)] = "reprotrain"
+    fixed: dict[str, Any] = {}  # train.* values every trial uses (searched: none)
+    space: dict[str, SpaceParam] = {}
+
+    @model_validator(mode="after")
+    def _has_budget(self) -> TuneParams:
+        if self.n_trials is None and self.timeout is None and self.method != "grid":
+            raise ValueError(
+                f"method {self.method} needs n_trials or timeout (grid alone may run the "
+                "whole grid), got neither"
+            )
+        return self
+
+    @field_validator("storage")
+    @classmethod
+    def _known_storage(cls, storage: str | None) -> str | None:
+        if storage is not None and not storage.startswith(STORAGE_SCHEMES):
+            raise ValueError(
+                f"must be null or a URL starting with {', '.join(STORAGE_SCHEMES)}, got {storage!r}"
+            )
+        return storage
+
+
+# --- evaluate ---------------------------------------------------------------------------
+
+
+ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
+
+
+class BootstrapParams(Section):
+    """Percentile bootstrap of the test set, seeded from base.seed."""
+
+    n_resamples: Annotated[int, Field(ge=100, le=100_000)] = 1000
+    confidence: Annotated[float, Field(ge=0.5, lt=1)] = 0.95
+
+
+class RegistryParams(Section):
+    """The MLflow Model Registry entry of the evaluated winner."""
+
+    enabled: bool = True
+    model_name: ModelName | None = None  # null: reprotrain-<dataset>
+
+
+class EvaluateParams(Section):
+    overfit_gap: Annotated[float, Field(gt=0, le=1)] = 0.05
+    underfit_skill: Annotated[float, Field(gt=0, le=1)] = 0.8
+    more_data_gain: Annotated[float, Field(ge=0, le=1)] = 0.01
+    calibration_bins: Annotated[int, Field(ge=2, le=100)] = 10
+    bootstrap: BootstrapParams = BootstrapParams()
+    registry: RegistryParams = RegistryParams()
+
+
+# --- learning curve (computed by train) -------------------------------------------------
+
+
+class LearningCurveParams(Section):
+    """Dev score vs share of the training data; `fractions: []` turns the curve off."""
+
+    fractions: list[Annotated[float, Field(gt=0, le=1)]] = [0.1, 0.25, 0.5, 0.75, 1.0]
+
+    @model_validator(mode="after")
+    def _increasing(self) -> LearningCurveParams:
+        if any(b <= a for a, b in zip(self.fractions, self.fractions[1:], strict=False)):
+            raise ValueError(f"fractions must be strictly increasing, got {list(self.fractions)}")
+        return self
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "base": BaseParams,
+    "prepare": PrepareParams,
+    "split": SplitParams,
+    "features": FeaturesParams,
+    "train": TrainParams,
+    "tune": TuneParams,
+    "evaluate": EvaluateParams,
+    "learning_curve": LearningCurveParams,
+}
+
+
+class _Loader(yaml.SafeLoader):
+    """Read params.yaml as DVC does (YAML 1.2): `1e-3` is a number, `off`/`yes` are strings.
+
+    PyYAML follows YAML 1.1, where `1e-3` is a string and `off` is false.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def read_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
+    """Read the raw params mapping; a missing or malformed file is a UserError."""
+    if not path.exists():
+        raise UserError(f"{path}: file not found (run from the repository root)")
+    try:
+        with path.open() as handle:
+            raw = yaml.load(handle, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: must be a mapping of sections, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise UserError(f"{path}: unknown section {unknown[0]!r}; allowed: {', '.join(SECTIONS)}")
+    return raw
+
+
+def parse_section(name: str, raw: Any, source: str = "params.yaml") -> Section:
+    """Validate one section's raw mapping into its typed object."""
+    model = SECTIONS[name]
+    if raw is None:
+        raw = {}
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(_one_line(exc, model, name, source)) from None
+
+
+def load(*names: str, path: Path = PARAMS_FILE) -> tuple[Section, ...]:
+    """Load and validate the named sections of params.yaml, in order."""
+    raw = read_params(path)
+    return tuple(parse_section(name, raw.get(name), str(path)) for name in names)
+
+
+def leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Dotted names of every leaf field of a params model (for tuning spaces)."""
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys += leaf_keys(annotation, f"{prefix}{name}.")
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def _one_line(exc: ValidationError, model: type[BaseModel], section: str, source: str) -> str:
+    """The first validation error as 'file: key: what is allowed, got what'."""
+    error = exc.errors(include_url=False)[0]
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join([section, *loc])
+    given = error.get("input")
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, loc[:-1])
+        return f"{source}: unknown key {key!r}; allowed: {', '.join(allowed)}"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "value_error" or error["type"] == "missing":
+        return f"{source}: {key}: {message}"
+    return f"{source}: {key}: {message}, got {given!r}"
+
+
+def _allowed_keys(model: type[BaseModel], path: list[str]) -> list[str]:
+    """Field names allowed at `path` inside `model` (best effort for nested maps)."""
+    for part in path:
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            if model is TuneParams and part == "space":
+                model = SpaceParam
+                continue
+            if model is SpaceParam:
+                continue
+            return []
+        model = annotation
+    return list(model.model_fields)

@@ -1,0 +1,1 @@
+"""Sources, column kinds, tables, splits, images and the preprocessing fit on train."""

@@ -1,0 +1,108 @@
+"""Verdicts drawn from scores: over- or under-fitting with its remedy, whether more data
+would help, and whether a new model should replace the registered champion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+REMEDIES = {
+    "overfitting": "more data, more regularization (dropout, L1/L2), earlier stopping, "
+    "a smaller model",
+    "underfitting": "a bigger model, less regularization, more epochs or a higher learning rate",
+    "good fit": "none needed; more data or tuning may still help",
+}
+
+
+def fit_verdict(
+    train_score: float,
+    dev_score: float,
+    baseline_dev_score: float,
+    overfit_gap: float,
+    underfit_skill: float,
+) -> dict[str, Any]:
+    """Over-, under- or good fit from train vs dev vs baseline, with the remedy named.
+
+    Skill is how far the model's train score goes from the baseline towards a perfect
+    score (1.0): below `underfit_skill` the model has not learned the training data. A
+    train-dev gap above `overfit_gap` means it learned the training data too well.
+    """
+    headroom = max(1.0 - baseline_dev_score, 1e-12)
+    skill = (train_score - baseline_dev_score) / headroom
+    gap = train_score - dev_score
+    if skill < underfit_skill:
+        verdict = "underfitting"
+        reason = (
+            f"train score {train_score:.4f} is only {skill:.0%} of the way from "
+            f"baseline {baseline_dev_score:.4f} to perfect (threshold {underfit_skill:.0%})"
+        )
+    elif gap > overfit_gap:
+        verdict = "overfitting"
+        reason = (
+            f"train {train_score:.4f} exceeds dev {dev_score:.4f} by {gap:.4f} "
+            f"(threshold {overfit_gap})"
+        )
+    else:
+        verdict = "good fit"
+        reason = (
+            f"train {train_score:.4f}, dev {dev_score:.4f} (gap {gap:.4f} <= "
+            f"{overfit_gap}), baseline {baseline_dev_score:.4f}"
+        )
+    return {
+        "verdict": verdict,
+        "reason": reason,
+        "remedy": REMEDIES[verdict],
+        "train_dev_gap": gap,
+        "skill": skill,
+        "train_score": train_score,
+        "dev_score": dev_score,
+    }
+
+
+def more_data_verdict(curve: list[dict[str, float]], min_gain: float) -> dict[str, Any]:
+    """Would more training data help? From the dev score over the last learning-curve step."""
+    rows = sorted(curve, key=lambda row: row["fraction"])
+    if len(rows) < 2:
+        return {
+            "verdict": "unknown",
+            "reason": "the learning curve needs at least 2 fractions of the training data",
+            "gain": None,
+        }
+    before, last = rows[-2], rows[-1]
+    gain = float(last["dev_score"] - before["dev_score"])
+    step = f"{before['fraction']:.0%} to {last['fraction']:.0%} of the training data"
+    if gain > min_gain:
+        verdict = "more data likely helps"
+        reason = f"dev score rose {gain:+.4f} from {step} (above {min_gain})"
+    else:
+        verdict = "more data unlikely to help much"
+        reason = f"dev score changed {gain:+.4f} from {step} (not above {min_gain})"
+    return {"verdict": verdict, "reason": reason, "gain": gain}
+
+
+def champion_decision(
+    metric: str,
+    candidate: dict[str, float],
+    champion_score: float | None,
+    champion_version: str | None,
+) -> tuple[bool, str]:
+    """Move the champion alias only when the candidate wins beyond its confidence interval.
+
+    `candidate` is the winner's test score as {value, ci_low, ci_high}; `champion_score`
+    is the current champion's score on the same test set (None: there is no champion).
+    The candidate must have its lower bound above the champion's score.
+    """
+    value = candidate["value"]
+    if champion_version is None:
+        return True, f"no champion yet; test {metric} {value:.4f}"
+    if champion_score is None:
+        return False, f"champion v{champion_version} could not be scored on this test set"
+    low = candidate.get("ci_low", value)
+    if low > champion_score:
+        return True, (
+            f"test {metric} {value:.4f} (CI low {low:.4f}) beats champion "
+            f"v{champion_version} {champion_score:.4f}"
+        )
+    return False, (
+        f"test {metric} {value:.4f} (CI low {low:.4f}) does not beat champion "
+        f"v{champion_version} {champion_score:.4f} beyond the confidence interval"
+    )

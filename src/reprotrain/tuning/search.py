@@ -1,0 +1,503 @@
+"""Search space from params -> Optuna study. Knows nothing of files or MLflow.
+
+Running trials against the study (budget, locking, heartbeats) lives in stages/trials.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from reprotrain import config, metrics
+from reprotrain.config import SpaceParam, TrainParams, TuneParams
+from reprotrain.config.errors import UserError
+
+log = logging.getLogger(__name__)
+
+SCALARS = (str, int, float, bool, type(None))
+# Run settings, not hyperparameters: tuning them would not change what the model learns.
+NOT_TUNABLE = (
+    "seeds",
+    "device",
+    "progress",
+    "checkpoint",
+    "mixed_precision",
+    "init_from.mode",
+    "init_from.path",
+    "init_from.mlflow_run_id",
+)
+METRIC_DIRECTIONS = {
+    "classification": {"accuracy": "maximize", "macro_f1": "maximize", "log_loss": "minimize"},
+    "regression": {"r2": "maximize", "rmse": "minimize", "mse": "minimize", "mae": "minimize"},
+}
+HEARTBEAT_S = 10  # a running trial's heartbeat period on a database storage
+GRACE_S = 60  # silence after which a trial's worker is presumed dead and the trial retried
+MAX_RETRY = 3  # times one lost trial is retried
+STORAGE_ATTEMPTS = 5  # tries to open a database storage while other workers create it
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The dev metric a study optimizes and which way."""
+
+    metric: str
+    direction: str
+
+
+# --- the space ----------------------------------------------------------------------------
+
+
+def tunable_keys() -> list[str]:
+    return [key for key in config.leaf_keys(TrainParams) if key not in NOT_TUNABLE]
+
+
+def trial_params(train_params: TrainParams, params: TuneParams) -> TrainParams:
+    """The train params every trial starts from: train's, with `tune.fixed` applied."""
+    _check_keys("fixed", params.fixed)
+    for key, value in params.fixed.items():
+        if key in params.space:
+            raise UserError(
+                f"params.yaml: tune.fixed: {key!r} is also in tune.space; a key is either "
+                "fixed or searched, got both"
+            )
+        _check_value("fixed", key, value, train_params)
+    try:
+        return apply(train_params, params.fixed)
+    except UserError as exc:
+        raise UserError(
+            f"params.yaml: tune.fixed: values do not fit together ({_reason(exc)})"
+        ) from None
+
+
+def validate_space(space: dict[str, SpaceParam], train_params: TrainParams) -> None:
+    """Every key is a train hyperparameter and every value the space can give is valid."""
+    if not space:
+        raise UserError("params.yaml: tune.space: needs at least one hyperparameter, got none")
+    _check_keys("space", space)
+    for key, spec in space.items():
+        for value in _extremes(spec):
+            _check_value("space", key, value, train_params)
+
+
+def without_pretrained_layers(params: TuneParams, train_params: TrainParams) -> TuneParams:
+    """Trials that start from train.init_from keep the checkpoint's layer sizes: space keys
+    that would change them (e.g. cnn.channels) leave the search, with a warning."""
+    from reprotrain.models.pretrained import ARCHITECTURE_KEYS
+
+    if train_params.init_from.mode == "none":
+        return params
+    fixed = [key for key in params.space if key in ARCHITECTURE_KEYS]
+    if not fixed:
+        return params
+    space = {key: spec for key, spec in params.space.items() if key not in fixed}
+    if not space:
+        raise UserError(
+            "params.yaml: tune.space: needs a key that train.init_from leaves free (e.g. "
+            f"optim.lr); the checkpoint fixes the layer sizes, got only {', '.join(fixed)}"
+        )
+    log.warning(
+        "tune.space: not searching %s: train.init_from (%s) fixes the layer sizes",
+        ", ".join(fixed),
+        train_params.init_from.path,
+    )
+    return params.model_copy(update={"space": space})
+
+
+def _check_keys(section: str, entries: dict[str, Any]) -> None:
+    valid = tunable_keys()
+    for key in entries:
+        if key not in valid:
+            raise UserError(
+                f"params.yaml: tune.{section}: {key!r} is not a train hyperparameter; "
+                f"valid: {', '.join(valid)}"
+            )
+
+
+def _check_value(section: str, key: str, value: Any, train_params: TrainParams) -> None:
+    try:
+        apply(train_params, {key: value})
+    except UserError as exc:
+        raise UserError(
+            f"params.yaml: tune.{section}.{key}: value {value!r} is not valid for "
+            f"train.{key} ({_reason(exc)})"
+        ) from None
+
+
+def _extremes(spec: SpaceParam) -> list[Any]:
+    """The values that prove a space entry valid: every choice, or both ends of a range."""
+    if spec.type == "categorical":
+        return list(spec.choices)
+    if spec.type == "int":
+        return [int(spec.low), int(spec.high)]
+    return [spec.low, spec.high]
+
+
+def _reason(exc: UserError) -> str:
+    """The part of a params error after 'source: key: '."""
+    return str(exc).split(": ", 2)[-1]
+
+
+def apply(params: TrainParams, overrides: dict[str, Any]) -> TrainParams:
+    """Train params with dotted keys replaced, validated again as a whole."""
+    raw = params.model_dump()
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return config.parse_section("train", raw, source="tune.space")
+
+
+def _encode(choices: list[Any]) -> list[Any]:
+    """Optuna stores scalars only: lists (e.g. layer sizes) travel as JSON strings."""
+    if all(isinstance(choice, SCALARS) for choice in choices):
+        return choices
+    return [json.dumps(choice) for choice in choices]
+
+
+def _decode(value: Any, spec: SpaceParam) -> Any:
+    if spec.choices is not None and not all(isinstance(c, SCALARS) for c in spec.choices):
+        return json.loads(value)
+    return value
+
+
+def suggest(trial: optuna.Trial, space: dict[str, SpaceParam]) -> dict[str, Any]:
+    """One value per space entry, decoded to what the train params expect."""
+    values: dict[str, Any] = {}
+    for name, spec in space.items():
+        if spec.type == "float":
+            value = trial.suggest_float(name, spec.low, spec.high, log=spec.log)
+        elif spec.type == "int":
+            value = trial.suggest_int(name, int(spec.low), int(spec.high), log=spec.log)
+        else:
+            value = trial.suggest_categorical(name, _encode(spec.choices))
+        values[name] = _decode(value, spec)
+    return values
+
+
+def grid(space: dict[str, SpaceParam], points: int) -> dict[str, list[Any]]:
+    """The grid for GridSampler: choices as given, ranges as `points` spaced values."""
+    result: dict[str, list[Any]] = {}
+    for name, spec in space.items():
+        if spec.type == "categorical":
+            result[name] = _encode(spec.choices)
+            continue
+        spaced = np.geomspace if spec.log else np.linspace
+        values = spaced(spec.low, spec.high, points)
+        if spec.type == "int":
+            result[name] = sorted({int(round(value)) for value in values})
+        else:
+            result[name] = [float(value) for value in values]
+    return result
+
+
+def grid_size(space: dict[str, SpaceParam], points: int) -> int:
+    return math.prod(len(values) for values in grid(space, points).values())
+
+
+def trial_budget(params: TuneParams) -> int | None:
+    """Total trials of the study: n_trials, capped by the grid's size under method grid."""
+    if params.method != "grid":
+        return params.n_trials
+    size = grid_size(params.space, params.grid_points)
+    return size if params.n_trials is None else min(params.n_trials, size)
+
+
+def decode_params(values: dict[str, Any], space: dict[str, SpaceParam]) -> dict[str, Any]:
+    """A trial's stored params back to what the train params expect."""
+    return {name: _decode(value, space[name]) for name, value in values.items()}
+
+
+# --- the objective ------------------------------------------------------------------------
+
+
+def resolve_objective(params: TuneParams, task: str) -> Objective:
+    """The dev metric for this task and its direction; an explicit direction must agree."""
+    allowed = METRIC_DIRECTIONS[task]
+    metric = metrics.PRIMARY[task] if params.metric == "auto" else params.metric
+    if metric not in allowed:
+        raise UserError(
+            f"params.yaml: tune.metric: for a {task} task one of auto, {', '.join(allowed)}, "
+            f"got {metric!r}"
+        )
+    natural = allowed[metric]
+    if params.direction not in ("auto", natural):
+        raise UserError(
+            f"params.yaml: tune.direction: {metric} is to {natural}; allowed: auto, {natural}, "
+            f"got {params.direction!r}"
+        )
+    return Objective(metric, natural)
+
+
+def epoch_value(row: dict[str, float], objective: Objective, task: str) -> float:
+    """The per-epoch dev value reported to the pruner.
+
+    The epoch rows carry the task's primary score and its loss. Metrics without a
+    per-epoch value (macro_f1, mae) report the one of those two that runs the same way:
+    pruners compare trials at equal epochs only, so a consistent proxy suffices.
+    """
+    if objective.metric == metrics.PRIMARY[task]:
+        return row["dev_score"]
+    if objective.metric == metrics.LOSS[task]:
+        return row["dev_loss"]
+    if objective.metric == "rmse":
+        return math.sqrt(row["dev_loss"])
+    return row["dev_score"] if objective.direction == "maximize" else row["dev_loss"]
+
+
+# --- the study ----------------------------------------------------------------------------
+
+
+def make_sampler(
+    params: TuneParams, seed: int, parallel: bool = False
+) -> optuna.samplers.BaseSampler:
+    if params.method == "grid":
+        return optuna.samplers.GridSampler(grid(params.space, params.grid_points), seed=seed)
+    if params.method == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    with warnings.catch_warnings():  # constant_liar is experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # constant_liar: running trials count as bad ones, so parallel trials spread out.
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=params.tpe_startup_trials, constant_liar=parallel
+        )
+
+
+def make_pruner(params: TuneParams, max_epochs: int) -> optuna.pruners.BasePruner:
+    """Prunes on per-epoch dev values; trials of models without epochs are never pruned."""
+    if params.pruner == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=params.prune_startup_trials,
+            n_warmup_steps=params.prune_warmup_epochs,
+        )
+    if params.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=params.prune_warmup_epochs,
+            max_resource=max(max_epochs, params.prune_warmup_epochs),
+        )
+    return optuna.pruners.NopPruner()
+
+
+def max_epochs(params: TuneParams, train_params: TrainParams) -> int:
+    """The most epochs a trial can run: train.optim.epochs or the top of its range."""
+    spec = params.space.get("optim.epochs")
+    if spec is None:
+        return train_params.optim.epochs
+    if spec.type == "categorical":
+        return max(int(choice) for choice in spec.choices)
+    return int(spec.high)
+
+
+def storage_url(url: str, root: Path | None = None) -> str:
+    """The storage URL as SQLAlchemy should get it.
+
+    A relative SQLite path is resolved against the workspace (DVC_ROOT, else the cwd):
+    `dvc exp run --temp` runs in a copy, and the study must outlive it so that a rerun
+    continues it. `postgresql://` names the installed driver, psycopg2 (SQLAlchemy 2.1
+    would pick psycopg 3).
+    """
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg2://" + url[len("postgresql://") :]
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url[len(prefix) :].startswith("/"):
+        return url
+    base = root or Path(os.environ.get("DVC_ROOT") or ".")
+    return prefix + str((base / url[len(prefix) :]).resolve())
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    head, sep, tail = url.partition("@")
+    if not sep or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme_user = head.rsplit(":", 1)[0]
+    return f"{scheme_user}:***@{tail}"
+
+
+def open_storage(
+    url: str | None, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S
+) -> optuna.storages.BaseStorage | None:
+    """None (in memory) or a database storage with heartbeats and lost-trial retries."""
+    if url is None:
+        return None
+    url = storage_url(url)
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": 60}}  # wait for other writers
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            return _rdb_storage(url, engine_kwargs, heartbeat_s, grace_s)
+        except Exception as exc:  # noqa: BLE001 - any driver error means the URL is unusable
+            message = str(exc).strip()
+            # Workers starting together race to create the schema: the loser retries.
+            if "already exists" in message and attempt < STORAGE_ATTEMPTS - 1:
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            first_line = message.splitlines()[0] if message else ""
+            raise UserError(
+                f"params.yaml: tune.storage: cannot open {redact(url)} "
+                f"({type(exc).__name__}: {first_line})"
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def _rdb_storage(
+    url: str, engine_kwargs: dict[str, Any], heartbeat_s: int, grace_s: int
+) -> optuna.storages.RDBStorage:
+    with warnings.catch_warnings():  # heartbeats are experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_s,
+            grace_period=grace_s,
+            heartbeat_stale_trial_callback=retry,
+        )
+
+
+def open_study(
+    params: TuneParams,
+    objective: Objective,
+    seed: int,
+    storage: optuna.storages.BaseStorage | None,
+    max_epochs: int,
+) -> optuna.Study:
+    """The study named in params: created, or loaded when the storage already holds it."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    parallel = params.n_jobs > 1 or storage is not None
+    return optuna.create_study(
+        study_name=params.study_name,
+        storage=storage,
+        sampler=make_sampler(params, seed, parallel),
+        pruner=make_pruner(params, max_epochs),
+        direction=objective.direction,
+        load_if_exists=True,
+    )
+
+
+def fingerprint(
+    params: TuneParams,
+    train_params: TrainParams,
+    objective: Objective,
+    train: tuple[np.ndarray, np.ndarray],
+    dev: tuple[np.ndarray, np.ndarray],
+) -> str:
+    """What a study's trials depend on: space, method, objective, train params and data.
+
+    Budget, timeout, parallelism and pruning may change between runs of one study; these
+    may not, or trials of different searches would mix.
+    """
+    digest = hashlib.sha256()
+    recipe = {
+        "space": {key: spec.model_dump() for key, spec in params.space.items()},
+        "method": params.method,
+        "grid_points": params.grid_points,
+        "objective": [objective.metric, objective.direction],
+        "train": train_params.model_dump(),
+    }
+    digest.update(json.dumps(recipe, sort_keys=True, default=str).encode())
+    for array in (*train, *dev):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def check_fingerprint(study: optuna.Study, expected: str, claim: bool) -> None:
+    """A study holds trials of one search only: refuse to mix in a different one."""
+    found = study.user_attrs.get("fingerprint")
+    if found is None and claim:
+        study.set_user_attr("fingerprint", expected)
+        return
+    if found is None:
+        raise UserError(
+            f"params.yaml: tune.study_name: study {study.study_name!r} has not been started; "
+            "start the coordinator (`dvc repro` or `python -m stages.tune`) first"
+        )
+    if found != expected:
+        raise UserError(
+            f"params.yaml: tune.study_name: study {study.study_name!r} in tune.storage was "
+            "made with other train/tune params or data; use a new tune.study_name (or the "
+            f"same params and data), got fingerprint {expected} for the study's {found}"
+        )
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+def state_name(trial: optuna.trial.FrozenTrial) -> str:
+    return {"FAIL": "failed"}.get(trial.state.name, trial.state.name.lower())
+
+
+def trials_table(study: optuna.Study) -> list[dict[str, Any]]:
+    """One row per trial: number, state, dev score, epochs run and params.
+
+    No timings, so the bytes are stable from run to run.
+    """
+    rows = []
+    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        complete = trial.state == optuna.trial.TrialState.COMPLETE
+        rows.append(
+            {
+                "trial": trial.number,
+                "state": state_name(trial),
+                "dev_score": trial.value if complete else None,
+                "epochs": len(trial.intermediate_values) or None,
+                **trial.params,
+            }
+        )
+    return rows
+
+
+def state_counts(study: optuna.Study) -> dict[str, int]:
+    counts = {"complete": 0, "pruned": 0, "failed": 0}
+    for trial in study.get_trials(deepcopy=False):
+        counts[state_name(trial)] = counts.get(state_name(trial), 0) + 1
+    return counts
+
+
+def first_error(study: optuna.Study) -> str:
+    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        if "error" in trial.user_attrs:
+            return f"trial {trial.number}: {trial.user_attrs['error']}"
+    return "no error recorded"
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The best complete trial; a UserError when none completed."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        n_trials = len(study.get_trials(deepcopy=False))
+        raise UserError(
+            f"tune: none of the study's {n_trials} trials completed; first error: "
+            f"{first_error(study)}"
+        )
+    return study.best_trial
+
+
+def param_importances(study: optuna.Study, seed: int) -> tuple[dict[str, float] | None, str]:
+    """fANOVA importance of each param, or None and the reason it cannot be computed."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    names = {name for trial in complete for name in trial.params}
+    if len(complete) < 2:
+        return None, f"needs at least 2 complete trials, got {len(complete)}"
+    if len(names) < 2:
+        return None, f"needs at least 2 tuned params, got {len(names)}"
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+    try:
+        importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    except (ValueError, RuntimeError) as exc:  # e.g. every complete trial has one value
+        return None, str(exc)
+    return {name: float(value) for name, value in importances.items()}, "ok"
