@@ -28,7 +28,7 @@ repro: $(STAMP)  ## run the pipeline on params.yaml
 lint: $(STAMP)  ## ruff, the import layers and cycles (import-linter), mypy over the library
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
-	$(BIN)/lint-imports --no-cache
+	PYTHONPATH=src $(BIN)/lint-imports --no-cache
 	@echo "mypy: not yet (issue 12, in progress)"
 
 check: $(STAMP) lint  ## the fast lane: lint + unit tests (no dvc repro, no browser)
