@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import repo_params
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -43,14 +44,16 @@ def regression_frame() -> pd.DataFrame:
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
-    """chdir into tmp_path and write params.yaml there: `workdir({"split": {...}})`.
+    """chdir into tmp_path and write params.yaml there: the repository's params.yaml with
+    the keys given merged in, `workdir({"split": {...}})`.
 
     Stages read params.yaml and every data path relative to the working directory.
     """
 
     def make(params: dict[str, Any] | None = None) -> Path:
         monkeypatch.chdir(tmp_path)
-        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params or {}, sort_keys=False))
+        text = yaml.safe_dump(repo_params.merged(params or {}), sort_keys=False)
+        (tmp_path / "params.yaml").write_text(text)
         return tmp_path
 
     return make

@@ -65,24 +65,8 @@ def commit_copy(repo: Path) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
-def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `overrides` merged in, section by section (a search space is replaced)."""
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "space":
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def default_params(overrides: dict[str, Any]) -> dict[str, Any]:
-    """Every section with its defaults from stages/core/config.py (DVC needs each key it tracks),
-    overridden by `overrides`, and validated."""
-    from reprotrain import config
+    """The repository's params.yaml with `overrides` merged in, every section validated."""
+    from repo_params import everything
 
-    defaults = {name: model().model_dump(mode="json") for name, model in config.SECTIONS.items()}
-    params = merge(defaults, overrides)
-    for name, raw in params.items():
-        config.parse_section(name, raw)
-    return params
+    return everything(overrides)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import repo_params
 import yaml
 from PIL import Image
 
@@ -139,9 +140,9 @@ def test_split_command_refuses_an_empty_split(previous_outputs) -> None:
 def model_dir(workdir, classification_frame) -> Path:
     root = workdir()
     schema = datasets.build_schema(classification_frame, "label", "classification", "t", None)
-    preprocessor = fit_preprocessor(classification_frame, schema)
+    preprocessor = fit_preprocessor(classification_frame, schema, repo_params.features())
     model = build_model(
-        config.parse_section("train", {"model": "logistic_regression"}), schema, seed=0
+        repo_params.parse("train", {"model": "logistic_regression"}), schema, seed=0
     )
     arrays = (
         preprocessor.transform(classification_frame),
@@ -416,7 +417,7 @@ def test_sigkill_mid_write_leaves_the_previous_output(workdir) -> None:
 
     # The next run replaces the file and clears the killed run's temp file.
     (root / "params.yaml").write_text(
-        yaml.safe_dump({"prepare": {"source": "small.csv", "target": "label"}})
+        yaml.safe_dump(repo_params.merged({"prepare": {"source": "small.csv", "target": "label"}}))
     )
     big.head(50).to_csv(root / "small.csv", index=False)
     prepare.main()

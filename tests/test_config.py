@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import repo_params
+import yaml
 
 from reprotrain import config
-from reprotrain.config import SplitParams, TrainParams
+from reprotrain.config import TrainParams
 from reprotrain.config.errors import UserError
 
 REPO_PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
@@ -146,7 +148,7 @@ INVALID_SECTIONS = [
 @pytest.mark.parametrize(("section", "raw", "message"), INVALID_SECTIONS)
 def test_parse_section_rejects_with_one_line(section: str, raw: object, message: str) -> None:
     with pytest.raises(UserError, match=message) as caught:
-        config.parse_section(section, raw)
+        repo_params.parse(section, raw)
     assert "\n" not in str(caught.value)
 
 
@@ -186,12 +188,38 @@ def test_load_error_names_the_file_it_read(tmp_path: Path) -> None:
         config.load("split", path=path)
 
 
-def test_empty_file_and_missing_sections_give_defaults(workdir) -> None:
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("", r"params\.yaml: base\.seed: missing; every key is required", id="empty"),
+        pytest.param(
+            "base:\n  seed: 1\n", r"params\.yaml: base\.threads: missing", id="missing-key"
+        ),
+    ],
+)
+def test_every_key_is_required(workdir, text: str, message: str) -> None:
+    """params.yaml is the one source of defaults: the classes hold none, a missing key is
+    an error that names it (no silent default that disagrees with params.yaml)."""
     directory = workdir()
-    (directory / "params.yaml").write_text("")
-    base, split = config.load("base", "split")
-    assert (base.seed, base.threads) == (42, 1)
-    assert (split.train, split.dev, split.test, split.stratify) == (0.6, 0.2, 0.2, True)
+    (directory / "params.yaml").write_text(text)
+    with pytest.raises(UserError, match=message):
+        config.load("base")
+
+
+def test_params_classes_hold_no_defaults() -> None:
+    """Only a search-space entry has optional fields (a range or a list of choices)."""
+
+    def defaults(model: type) -> list[str]:
+        found = []
+        for name, field in model.model_fields.items():
+            if not field.is_required():
+                found.append(f"{model.__name__}.{name}")
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, config.Section):
+                found += defaults(annotation)
+        return found
+
+    assert [name for model in config.SECTIONS.values() for name in defaults(model)] == []
 
 
 def test_load_returns_sections_in_order(workdir) -> None:
@@ -204,18 +232,18 @@ def test_load_returns_sections_in_order(workdir) -> None:
 
 
 def test_int_is_accepted_where_a_float_is_expected() -> None:
-    train = config.parse_section("train", {"optim": {"lr": 1}})
+    train = repo_params.parse("train", {"optim": {"lr": 1}})
     assert train.optim.lr == 1.0
 
 
 def test_sections_are_frozen() -> None:
-    split = config.parse_section("split", {})
+    split = repo_params.parse("split", {})
     with pytest.raises(Exception, match="frozen"):
         split.train = 0.9  # type: ignore[misc]
 
 
 def test_fractions_tolerate_float_rounding() -> None:
-    split = SplitParams(train=0.7, dev=0.15, test=0.15)
+    split = repo_params.split(train=0.7, dev=0.15, test=0.15)
     assert split.train + split.dev + split.test == pytest.approx(1.0)
 
 
@@ -235,7 +263,10 @@ def test_leaf_keys_are_dotted_train_hyperparameters() -> None:
 def test_exponent_floats_without_a_dot_are_numbers(tmp_path):
     """YAML 1.2 (as DVC reads it): `lr: 1e-3` is a float, not the string '1e-3'."""
     path = tmp_path / "params.yaml"
-    path.write_text("train:\n  optim:\n    lr: 1e-3\n    weight_decay: 5E-4\n")
+    raw = yaml.safe_dump(
+        repo_params.merged({"train": {"optim": {"lr": "LR", "weight_decay": "WD"}}})
+    )
+    path.write_text(raw.replace("LR", "1e-3").replace("WD", "5E-4"))
     (train,) = config.load("train", path=path)
     assert train.optim.lr == 0.001
     assert train.optim.weight_decay == 0.0005
@@ -244,7 +275,8 @@ def test_exponent_floats_without_a_dot_are_numbers(tmp_path):
 def test_yaml_1_1_booleans_stay_strings(tmp_path):
     """`progress: off` (as `dvc exp run -S` writes it, unquoted) is the string 'off'."""
     path = tmp_path / "params.yaml"
-    path.write_text("train:\n  progress: off\n  checkpoint: false\n")
+    raw = yaml.safe_dump(repo_params.merged({"train": {"progress": "OFF", "checkpoint": False}}))
+    path.write_text(raw.replace("OFF", "off"))
     (train,) = config.load("train", path=path)
     assert train.progress == "off"
     assert train.checkpoint is False

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import repo_params
 import yaml
 
 from reprotrain.config.errors import UserError, run_stage
@@ -86,7 +87,7 @@ CASES = [
 def test_stage_user_error_is_one_line(
     tmp_path: Path, stage: str, params: dict, message: str
 ) -> None:
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(repo_params.merged(params)))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run(
         [sys.executable, "-m", f"stages.{stage}"],

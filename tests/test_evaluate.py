@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import repo_params
 
-from reprotrain import config
 from reprotrain.config.errors import UserError
 from reprotrain.training import learning_curve
 from stages import evaluate
@@ -40,14 +40,14 @@ def test_select_uses_dev_scores_only(trained: float, tuned: float, selected: str
 
 
 def test_verdicts_judge_both_models_against_the_baseline() -> None:
-    params = config.parse_section("evaluate", {})
+    params = repo_params.parse("evaluate", {})
     fit = evaluate.all_verdicts(_train(0.8), _tune(0.98), "accuracy", params)
     assert fit["model"]["verdict"] == "overfitting"  # train 1.0 vs dev 0.8
     assert fit["tuned"]["verdict"] == "good fit"
 
 
 def test_summarize_scores_each_seed_and_their_mean() -> None:
-    params = config.parse_section("evaluate", {"bootstrap": {"n_resamples": 100}})
+    params = repo_params.parse("evaluate", {"bootstrap": {"n_resamples": 100}})
     rng = np.random.default_rng(0)
     y_true = rng.normal(size=40)
     predictions = {
@@ -113,4 +113,4 @@ def test_a_curve_turned_off_reads_as_no_rows(tmp_path: Path) -> None:
 )
 def test_bad_evaluate_params_are_one_line_errors(raw: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
-        config.parse_section("evaluate", raw)
+        repo_params.parse("evaluate", raw)

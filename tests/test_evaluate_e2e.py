@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
-from project_copy import commit_copy, copy_project, dvc, merge, pipeline_env
+from project_copy import commit_copy, copy_project, dvc, pipeline_env
+from repo_params import merge
 
 from reprotrain.config import paths
 

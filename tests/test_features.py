@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import repo_params
 
-from reprotrain.config import FeaturesParams
 from reprotrain.config.errors import UserError
 from reprotrain.data import datasets, features
 
@@ -41,13 +41,13 @@ def schema_of(frame: pd.DataFrame) -> dict:
 def test_imputation_uses_train_statistics_only() -> None:
     train = pd.DataFrame({"x": [1.0, 2.0, np.nan, 3.0], "label": [0, 1, 0, 1]})
     dev = pd.DataFrame({"x": [np.nan, 100.0, 200.0], "label": [0, 1, 0]})
-    preprocessor = features.fit_preprocessor(train, schema_of(train))
+    preprocessor = features.fit_preprocessor(train, schema_of(train), repo_params.features())
     assert preprocessor.transform(dev)[:, 0].tolist() == [2.0, 100.0, 200.0]  # train median
 
 
 def test_every_kind_becomes_numbers() -> None:
     frame = mixed_frame()
-    preprocessor = features.fit_preprocessor(frame, schema_of(frame))
+    preprocessor = features.fit_preprocessor(frame, schema_of(frame), repo_params.features())
     matrix = preprocessor.transform(frame)
     names = preprocessor.feature_names
     assert matrix.dtype == np.float32 and not np.isnan(matrix).any()
@@ -73,7 +73,7 @@ def test_every_kind_becomes_numbers() -> None:
 def test_identifier_like_column_is_dropped_with_a_reason(caplog) -> None:
     frame = mixed_frame()
     with caplog.at_level(logging.WARNING, logger="reprotrain.data.features"):
-        preprocessor = features.fit_preprocessor(frame, schema_of(frame))
+        preprocessor = features.fit_preprocessor(frame, schema_of(frame), repo_params.features())
     assert "user" not in preprocessor.columns
     assert preprocessor.dropped["user"].startswith("identifier-like: 60 distinct values in 60")
     assert "dropping column 'user': identifier-like" in caplog.text
@@ -85,7 +85,7 @@ def test_many_categories_are_capped() -> None:
         {"city": pd.Categorical(rng.choice([f"c{i}" for i in range(40)], 400)), "label": 0}
     )
     frame.loc[0, "label"] = 1
-    params = FeaturesParams(max_categories=5)
+    params = repo_params.features(max_categories=5)
     preprocessor = features.fit_preprocessor(frame, schema_of(frame), params)
     assert preprocessor.columns == ["city"]  # 40 values in 400 rows: capped, not dropped
     assert len(preprocessor.feature_names) == 5
@@ -97,7 +97,7 @@ def test_rare_categories_by_min_frequency() -> None:
         {"kind": pd.Categorical(["a"] * 50 + ["b"] * 45 + ["c"] * 3 + ["d"] * 2), "label": 0}
     )
     frame.loc[0, "label"] = 1
-    params = FeaturesParams(min_frequency=0.05)
+    params = repo_params.features(min_frequency=0.05)
     names = features.fit_preprocessor(frame, schema_of(frame), params).feature_names
     assert names == ["kind_a", "kind_b", "kind_infrequent_sklearn"]
 
@@ -112,7 +112,7 @@ def test_rare_categories_by_min_frequency() -> None:
 def test_unseen_categories_are_encoded_safely(encoding: str, unseen_row: list) -> None:
     frame = pd.DataFrame({"color": pd.Categorical(["red", "blue", None, "red"]), "label": 0})
     preprocessor = features.fit_preprocessor(
-        frame, schema_of(frame), FeaturesParams(categorical=encoding)
+        frame, schema_of(frame), repo_params.features(categorical=encoding)
     )
     new = pd.DataFrame({"color": ["purple"]})
     converted, unseen = preprocessor.check(new, "new.csv")
@@ -132,7 +132,7 @@ def test_unseen_categories_are_encoded_safely(encoding: str, unseen_row: list) -
 def test_scaling(scale: str, check) -> None:
     rng = np.random.default_rng(2)
     frame = pd.DataFrame({"x": rng.normal(500, 50, 101), "label": 0})
-    params = FeaturesParams(scale=scale)
+    params = repo_params.features(scale=scale)
     matrix = features.fit_preprocessor(frame, schema_of(frame), params).transform(frame)
     assert check(matrix)
 
@@ -147,7 +147,7 @@ def test_scaling(scale: str, check) -> None:
 )
 def test_numeric_imputation_options(impute: str, missing_indicator: bool, expected) -> None:
     train = pd.DataFrame({"x": [1.0, 2.0, 6.0, np.nan], "label": 0})  # median 2, mean 3
-    params = FeaturesParams(numeric_impute=impute, missing_indicator=missing_indicator)
+    params = repo_params.features(numeric_impute=impute, missing_indicator=missing_indicator)
     preprocessor = features.fit_preprocessor(train, schema_of(train), params)
     new = pd.DataFrame({"x": [5.0, np.nan]})
     assert preprocessor.transform(new).tolist() == expected
@@ -155,7 +155,7 @@ def test_numeric_imputation_options(impute: str, missing_indicator: bool, expect
 
 def test_exclude_by_name() -> None:
     frame = mixed_frame()
-    params = FeaturesParams(exclude=["amount", "joined"])
+    params = repo_params.features(exclude=["amount", "joined"])
     preprocessor = features.fit_preprocessor(frame, schema_of(frame), params)
     assert preprocessor.columns == ["color", "member"]
     assert not any("amount" in name or "joined" in name for name in preprocessor.feature_names)
@@ -181,7 +181,7 @@ def test_exclude_by_name() -> None:
 def test_bad_exclusions(exclude: list, message: str) -> None:
     frame = mixed_frame()
     with pytest.raises(UserError, match=message):
-        features.fit_preprocessor(frame, schema_of(frame), FeaturesParams(exclude=exclude))
+        features.fit_preprocessor(frame, schema_of(frame), repo_params.features(exclude=exclude))
 
 
 def test_many_numeric_columns_are_fitted_in_parts() -> None:
@@ -189,7 +189,7 @@ def test_many_numeric_columns_are_fitted_in_parts() -> None:
     frame = pd.DataFrame(rng.normal(size=(50, 40)), columns=[f"x{i}" for i in range(40)])
     frame.iloc[::5, 3] = np.nan
     frame["label"] = 0
-    preprocessor = features.fit_preprocessor(frame, schema_of(frame))
+    preprocessor = features.fit_preprocessor(frame, schema_of(frame), repo_params.features())
     parts = [name for name, _, _ in preprocessor.transformer.transformers_]
     assert parts == ["numeric", *(f"numeric_{i}" for i in range(2, 6))]  # 5 x 8 columns
     assert preprocessor.feature_names == [f"x{i}" for i in range(40)]
@@ -200,13 +200,13 @@ def test_many_numeric_columns_are_fitted_in_parts() -> None:
 def test_clashing_output_names_get_part_prefixes() -> None:
     frame = pd.DataFrame({"color_red": [1.0, 2.0, 3.0], "color": pd.Categorical(["red"] * 3)})
     frame["label"] = [0, 1, 0]
-    names = features.fit_preprocessor(frame, schema_of(frame)).feature_names
+    names = features.fit_preprocessor(frame, schema_of(frame), repo_params.features()).feature_names
     assert names == ["numeric__color_red", "category__color_red"]
 
 
 def test_chunked_transform_equals_one_pass(monkeypatch) -> None:
     frame = mixed_frame(n=257)
-    preprocessor = features.fit_preprocessor(frame, schema_of(frame))
+    preprocessor = features.fit_preprocessor(frame, schema_of(frame), repo_params.features())
     whole = preprocessor.transform(frame)
     monkeypatch.setattr(features, "CHUNK_ROWS", 10)
     assert np.array_equal(preprocessor.transform(frame), whole)
@@ -219,7 +219,7 @@ def test_numeric_only_matches_median_imputer() -> None:
     frame, target, _ = datasets.load_source("sklearn:iris", None)
     frame.loc[::7, "sepal_length_(cm)"] = np.nan
     schema = datasets.build_schema(frame, target, "classification", "iris", None)
-    matrix = features.fit_preprocessor(frame, schema).transform(frame)
+    matrix = features.fit_preprocessor(frame, schema, repo_params.features()).transform(frame)
     columns = datasets.feature_names(schema)
     expected = SimpleImputer(strategy="median").fit_transform(frame[columns]).astype(np.float32)
     assert np.array_equal(matrix, expected)
@@ -227,7 +227,7 @@ def test_numeric_only_matches_median_imputer() -> None:
 
 def test_check_reports_wrong_types_and_missing_columns() -> None:
     frame = mixed_frame()
-    preprocessor = features.fit_preprocessor(frame, schema_of(frame))
+    preprocessor = features.fit_preprocessor(frame, schema_of(frame), repo_params.features())
     new = frame.drop(columns="label").head(3).astype({"amount": object})
     new.loc[1, "amount"] = "ten"
     with pytest.raises(UserError, match=r"new\.csv: column 'amount' must be numeric, got 'ten'"):
@@ -239,7 +239,7 @@ def test_check_reports_wrong_types_and_missing_columns() -> None:
 def test_save_and_load_roundtrip(tmp_path: Path) -> None:
     frame = mixed_frame()
     schema = schema_of(frame)
-    params = FeaturesParams(scale="standard", categorical="ordinal")
+    params = repo_params.features(scale="standard", categorical="ordinal")
     preprocessor = features.fit_preprocessor(frame, schema, params)
     preprocessor.save(tmp_path)
     loaded = features.load_preprocessor(tmp_path)

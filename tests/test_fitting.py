@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import repo_params
 
 from reprotrain.data import datasets, io, tables
 from reprotrain.data.features import fit_preprocessor
@@ -48,7 +49,7 @@ def split_file(tmp_path: Path) -> tuple[Path, pd.DataFrame, dict]:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_batches_fill_one_matrix_as_one_pass_would(split_file, monkeypatch, dtype) -> None:
     path, frame, schema = split_file
-    preprocessor = fit_preprocessor(frame, schema)
+    preprocessor = fit_preprocessor(frame, schema, repo_params.features())
     monkeypatch.setattr(fitting, "CHUNK_ROWS", 40)  # 250 rows: 7 batches, the last short
     features, targets = fitting.read_arrays(path, preprocessor, schema, dtype)
     assert features.dtype == dtype and features.flags.c_contiguous
@@ -68,7 +69,9 @@ def test_text_read_as_strings_whole_and_categorical_in_batches_encodes_alike(
     whole = tables.read_frame(path)
     assert not isinstance(whole["code"].dtype, pd.CategoricalDtype)
     preprocessor = fit_preprocessor(
-        whole, datasets.build_schema(frame, "label", "classification", "t", None)
+        whole,
+        datasets.build_schema(frame, "label", "classification", "t", None),
+        repo_params.features(),
     )
     assert "code" in preprocessor.columns
     monkeypatch.setattr(fitting, "CHUNK_ROWS", 8)
@@ -92,6 +95,6 @@ def test_a_file_without_rows_is_one_empty_batch(tmp_path: Path) -> None:
 
 def test_transform_into_a_matrix_of_the_wrong_shape_is_refused(split_file) -> None:
     _, frame, schema = split_file
-    preprocessor = fit_preprocessor(frame, schema)
+    preprocessor = fit_preprocessor(frame, schema, repo_params.features())
     with pytest.raises(ValueError, match=r"out must have the shape \(250, \d+\)"):
         preprocessor.transform(frame, out=np.empty((3, 2)))

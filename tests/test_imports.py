@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import repo_params
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ def test_running_prepare_and_split_loads_neither_torch_nor_mlflow(tmp_path: Path
         "prepare": {"source": "sklearn:iris"},
         "split": {"train": 0.6, "dev": 0.2, "test": 0.2},
     }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(repo_params.merged(params)))
     code = "from stages import prepare, split\nprepare.main()\nsplit.main()"
     assert forbidden_loaded(code, tmp_path) == []
     assert (tmp_path / "data" / "split" / "test.parquet").is_file()
@@ -56,9 +57,10 @@ def test_training_a_scikit_learn_model_needs_no_torch() -> None:
     # torch costs a process a few hundred MB: `train` loads it only for a torch model.
     code = (
         "from stages import train\n"
-        "from reprotrain.config import BaseParams\n"
+        "from reprotrain import config\n"
         "from reprotrain.training.fitting import configure_torch\n"
-        "configure_torch(BaseParams(), 'hist_gradient_boosting')"
+        "(base,) = config.load('base')\n"
+        "configure_torch(base, 'hist_gradient_boosting')"
     )
     assert forbidden_loaded(code, REPO_ROOT) == []
 

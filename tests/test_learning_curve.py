@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import repo_params
 
-from reprotrain import config
 from reprotrain.config.errors import UserError
 from reprotrain.data import datasets
 from reprotrain.data.features import fit_preprocessor
@@ -60,12 +60,12 @@ def test_a_tiny_fraction_still_gets_every_class() -> None:
 
 def test_for_train_fits_the_configured_model(classification_frame: pd.DataFrame) -> None:
     schema = datasets.build_schema(classification_frame, "label", "classification", "test", None)
-    preprocessor = fit_preprocessor(classification_frame, schema)
+    preprocessor = fit_preprocessor(classification_frame, schema, repo_params.features())
     data = (
         preprocessor.transform(classification_frame),
         datasets.encode_target(classification_frame, schema),
     )
-    params = config.parse_section("train", {"model": "logistic_regression", "seeds": [0]})
+    params = repo_params.parse("train", {"model": "logistic_regression", "seeds": [0]})
     from reprotrain.training.fitting import fit_and_score
 
     full = fit_and_score(params, schema, 0, data, data)
@@ -98,11 +98,11 @@ def test_for_train_fits_the_configured_model(classification_frame: pd.DataFrame)
 )
 def test_bad_fractions_are_one_line_errors(raw: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
-        config.parse_section("learning_curve", raw)
+        repo_params.parse("learning_curve", raw)
 
 
 def test_no_fractions_turn_the_curve_off() -> None:
-    assert config.parse_section("learning_curve", {"fractions": []}).fractions == []
+    assert repo_params.parse("learning_curve", {"fractions": []}).fractions == []
     rows = learning_curve.learning_curve(
         lambda subset: None, (np.zeros((4, 1)), np.zeros(4)), [], "r2", 0, False
     )

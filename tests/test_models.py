@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import repo_params
 import torch
 
 from reprotrain import config, metrics
@@ -21,13 +22,13 @@ from reprotrain.models.model import build_baseline, build_model, input_dtype, lo
 
 def _prepared(frame: pd.DataFrame, target: str, task: str) -> tuple[dict[str, Any], Any, tuple]:
     schema = datasets.build_schema(frame, target, task, "test", None)
-    preprocessor = fit_preprocessor(frame, schema)
+    preprocessor = fit_preprocessor(frame, schema, repo_params.features())
     arrays = (preprocessor.transform(frame), datasets.encode_target(frame, schema))
     return schema, preprocessor, arrays
 
 
 def _train_params(model: str) -> config.TrainParams:
-    return config.parse_section(
+    return repo_params.parse(
         "train",
         {
             "model": model,

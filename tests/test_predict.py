@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import repo_params
 
-from reprotrain import config
 from reprotrain.cli import predict
 from reprotrain.config.errors import UserError
 from reprotrain.config.paths import SCHEMA
@@ -45,7 +45,7 @@ def train_model(root: Path, model: str, target: str = "label", task: str = "auto
     split.main()
     schema = io.read_json(SCHEMA)
     preprocessor, train, dev = fitting.load_train_dev(schema)
-    params = config.parse_section("train", {"model": model, "device": "cpu"})
+    params = repo_params.parse("train", {"model": model, "device": "cpu"})
     fitted = build_model(params, schema, seed=0)
     fitted.fit(train, dev)
     save_model(fitted, preprocessor, root / "models" / model)
@@ -236,7 +236,7 @@ def test_stage_commands_end_to_end_on_mixed_csv(tmp_path: Path) -> None:
         "train": {"model": "logistic_regression", "seeds": [0], "device": "cpu"},
         "learning_curve": {"fractions": []},
     }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(repo_params.merged(params)))
     customers().to_csv(tmp_path / "customers.csv", index=False)
     new_rows(6).to_csv(tmp_path / "new.csv", index=False)
     env = {**os.environ, "PYTHONPATH": str(repo)}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import repo_params
 import torch
 from sklearn.datasets import load_digits, make_classification
 
@@ -42,7 +43,7 @@ def train_params(**overrides) -> config.TrainParams:
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-    return config.parse_section("train", raw)
+    return repo_params.parse("train", raw)
 
 
 def schema(classes, image_shape=None) -> dict:
@@ -179,8 +180,9 @@ def _tensors(data):
 
 def _loop(epochs: int, backbone, **kwargs) -> training.LoopConfig:
     return training.LoopConfig(
-        optim=config.OptimParams(epochs=epochs, batch_size=32, lr=0.01),
-        stopping=config.EarlyStoppingParams(patience=100),
+        schedule=repo_params.schedule(),
+        optim=repo_params.optim(epochs=epochs, batch_size=32, lr=0.01),
+        stopping=repo_params.early_stopping(patience=100),
         backbone=backbone,
         **kwargs,
     )
@@ -192,12 +194,12 @@ def _score(outputs, targets) -> float:
 
 def test_frozen_backbone_is_unchanged_then_trains_at_its_own_lr(digits):
     net = _digits_net()
-    init = config.InitFromParams(mode="transfer", freeze_epochs=2, backbone_lr_factor=0.5)
+    init = repo_params.init_from(mode="transfer", freeze_epochs=2, backbone_lr_factor=0.5)
     backbone = pretrained.backbone(net, init)
     head = pretrained.head_prefix(net)
     assert head == "1.head.5." and "1.features.1" in backbone.modules  # a batch norm
 
-    optimizer = training.make_optimizer(net, config.OptimParams(lr=0.01), backbone)
+    optimizer = training.make_optimizer(net, repo_params.optim(lr=0.01), backbone)
     assert [group["lr"] for group in optimizer.param_groups] == [0.01, 0.005]
 
     snapshots = [copy.deepcopy(net.state_dict())]
@@ -226,11 +228,12 @@ def test_frozen_backbone_is_unchanged_then_trains_at_its_own_lr(digits):
 
 def test_early_stopping_waits_for_the_unfrozen_epochs(digits):
     net = _digits_net()
-    init = config.InitFromParams(mode="transfer", freeze_epochs=3)
+    init = repo_params.init_from(mode="transfer", freeze_epochs=3)
     loop = training.LoopConfig(
-        optim=config.OptimParams(epochs=8, batch_size=32, lr=0.01),
+        schedule=repo_params.schedule(),
+        optim=repo_params.optim(epochs=8, batch_size=32, lr=0.01),
         # min_delta 1: no epoch after the first counts as an improvement
-        stopping=config.EarlyStoppingParams(monitor="dev_score", patience=1, min_delta=1.0),
+        stopping=repo_params.early_stopping(monitor="dev_score", patience=1, min_delta=1.0),
         backbone=pretrained.backbone(net, init),
     )
     result = training.fit(
@@ -249,7 +252,7 @@ def test_early_stopping_waits_for_the_unfrozen_epochs(digits):
 
 
 def test_resume_across_the_unfreeze_is_exact(digits, tmp_path):
-    init = config.InitFromParams(mode="transfer", freeze_epochs=3, backbone_lr_factor=0.1)
+    init = repo_params.init_from(mode="transfer", freeze_epochs=3, backbone_lr_factor=0.1)
 
     def run(checkpoint: Path, stop_at: int | None = None):
         net = _digits_net()
@@ -431,7 +434,7 @@ def test_unusable_paths(content, message, tmp_path):
 )
 def test_init_from_params_are_validated(raw, message):
     with pytest.raises(UserError, match=message):
-        config.parse_section("train", raw)
+        repo_params.parse("train", raw)
 
 
 def test_a_checkpoint_outside_pretrained_is_refused_in_one_line(workdir, tmp_path):
@@ -450,7 +453,7 @@ def test_a_checkpoint_outside_pretrained_is_refused_in_one_line(workdir, tmp_pat
 def test_tune_leaves_the_pretrained_layer_sizes_out_of_its_space(caplog):
     lr = config.SpaceParam(type="float", low=1e-4, high=1e-2)
     channels = config.SpaceParam(type="categorical", choices=[[4, 8], [8, 16]])
-    tune = config.TuneParams(space={"optim.lr": lr, "cnn.channels": channels})
+    tune = repo_params.tune(space={"optim.lr": lr, "cnn.channels": channels})
     pretrained_cnn = train_params(
         model="cnn", init_from={"mode": "finetune", "path": "pretrained/x"}
     )
@@ -467,7 +470,7 @@ def test_tune_leaves_the_pretrained_layer_sizes_out_of_its_space(caplog):
         match=r"tune\.space: needs a key that train\.init_from leaves free \(e\.g\. optim\.lr\); "
         r"the checkpoint fixes the layer sizes, got only cnn\.channels",
     ):
-        only_channels = config.TuneParams(space={"cnn.channels": channels})
+        only_channels = repo_params.tune(space={"cnn.channels": channels})
         tuning.without_pretrained_layers(only_channels, pretrained_cnn)
     assert "init_from.freeze_epochs" in tuning.tunable_keys()
     assert "init_from.path" not in tuning.tunable_keys()
@@ -483,7 +486,7 @@ def test_mlflow_records_digest_and_links_the_run_that_wrote_the_weights(mlp_chec
 
     with tracking.stage_run("train", {}) as source:
         tracking.tag_weights(source.info.run_id, mlp_checkpoint)
-    lineage = pretrained.lineage(config.InitFromParams(mode="finetune", path=str(mlp_checkpoint)))
+    lineage = pretrained.lineage(repo_params.init_from(mode="finetune", path=str(mlp_checkpoint)))
     with tracking.stage_run("train", {}) as run:
         tracking.log_init_from(run.info.run_id, lineage)
     data = MlflowClient().get_run(run.info.run_id).data
@@ -501,7 +504,7 @@ def test_mlflow_with_an_unknown_run_id_records_the_digest_only(mlp_checkpoint):
     from reprotrain import tracking
 
     lineage = pretrained.lineage(
-        config.InitFromParams(mode="finetune", path=str(mlp_checkpoint), mlflow_run_id="0" * 32)
+        repo_params.init_from(mode="finetune", path=str(mlp_checkpoint), mlflow_run_id="0" * 32)
     )
     with tracking.stage_run("train", {}) as run:
         tracking.log_init_from(run.info.run_id, lineage)

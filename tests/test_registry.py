@@ -13,9 +13,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import repo_params
 from mlflow.tracking import MlflowClient
 
-from reprotrain import config, tracking
+from reprotrain import tracking
 from reprotrain.config.paths import SPLIT_FILES
 from reprotrain.data import datasets
 from reprotrain.data.features import fit_preprocessor
@@ -31,9 +32,9 @@ def workspace(workdir, classification_frame: pd.DataFrame) -> dict:
     frame = classification_frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
     train, test = frame.iloc[:60], frame.iloc[60:]
     schema = datasets.build_schema(frame, "label", "classification", "sklearn:blobs", None)
-    preprocessor = fit_preprocessor(train, schema)
+    preprocessor = fit_preprocessor(train, schema, repo_params.features())
     arrays = (preprocessor.transform(train), datasets.encode_target(train, schema))
-    params = config.parse_section("train", {"model": "logistic_regression"})
+    params = repo_params.parse("train", {"model": "logistic_regression"})
     models = {
         "baseline": build_baseline("classification", 3),
         "good": build_model(params, schema, 0),
@@ -51,7 +52,7 @@ def workspace(workdir, classification_frame: pd.DataFrame) -> dict:
 def _summary(workspace: dict, name: str) -> dict:
     """The parts of evaluate.json that registration reads, for model `name` as the winner."""
     test, schema = workspace["test"], workspace["schema"]
-    boot = config.parse_section("evaluate", {"bootstrap": {"n_resamples": 200}}).bootstrap
+    boot = repo_params.parse("evaluate", {"bootstrap": {"n_resamples": 200}}).bootstrap
     prediction = evaluate.predict(load_model(workspace["dirs"][name]), test)
     y_true = datasets.encode_target(test, schema)
     scores = evaluate.scored("classification", y_true, prediction, boot, seed=0)
@@ -63,7 +64,7 @@ def _summary(workspace: dict, name: str) -> dict:
 
 
 def _register(workspace: dict, name: str) -> dict:
-    params = config.parse_section("evaluate", {"registry": {"model_name": "blobs"}}).registry
+    params = repo_params.parse("evaluate", {"registry": {"model_name": "blobs"}}).registry
     with tracking.stage_run("evaluate", {}) as run:
         return registry.register_winner(
             run.info.run_id,

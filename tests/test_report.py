@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import repo_params
 
-from reprotrain import config, metrics
+from reprotrain import metrics
 from reprotrain.evaluation import verdicts
 from reprotrain.reporting import report
 from stages import evaluate
@@ -12,7 +13,7 @@ from stages import evaluate
 
 def _summary(task: str) -> dict:
     rng = np.random.default_rng(0)
-    params = config.parse_section("evaluate", {"bootstrap": {"n_resamples": 200}})
+    params = repo_params.parse("evaluate", {"bootstrap": {"n_resamples": 200}})
     if task == "classification":
         y_true = rng.integers(0, 2, 60)
         proba = np.clip(np.eye(2)[y_true] * 0.7 + rng.uniform(0, 0.3, (60, 2)), 0, 1)

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import repo_params
 import torch
 import yaml
 from sklearn.datasets import load_breast_cancer, make_classification
 
 from reprotrain import config
-from reprotrain.config import MODEL_NAMES, AugmentParams, ScheduleParams
+from reprotrain.config import MODEL_NAMES
 from reprotrain.config.errors import UserError
 from reprotrain.data.features import fit_preprocessor
 from reprotrain.models import torch_loop as training
@@ -31,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def train_params(**overrides) -> config.TrainParams:
     raw = {
+        "model": "mlp",
         "seeds": [0],
         "checkpoint": False,
         "progress": "off",
@@ -43,7 +45,7 @@ def train_params(**overrides) -> config.TrainParams:
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-    return config.parse_section("train", raw)
+    return repo_params.parse("train", raw)
 
 
 def split_arrays(features, labels, seed=0):
@@ -96,7 +98,11 @@ def test_every_model_learns_and_round_trips(name, blobs, regression_data, tmp_pa
     assert fitted.history and {"train_loss", "dev_loss"} <= set(fitted.history[0])
     frame = pd.DataFrame(train[0], columns=[f"f{i}" for i in range(train[0].shape[1])])
     feature_schema = {"features": [{"name": c} for c in frame.columns]}
-    save_model(fitted.model, fit_preprocessor(frame, feature_schema), tmp_path / name)
+    save_model(
+        fitted.model,
+        fit_preprocessor(frame, feature_schema, repo_params.features()),
+        tmp_path / name,
+    )
     loaded = load_model(tmp_path / name)
     np.testing.assert_allclose(loaded.predict(dev[0]), fitted.model.predict(dev[0]), rtol=1e-5)
 
@@ -115,10 +121,15 @@ def test_cnn_needs_image_shaped_data(blobs):
         fit_and_score(train_params(model="cnn"), schema, 0, train, dev)
 
 
-def test_augment_needs_image_shaped_data(blobs):
+def test_augment_is_skipped_on_tabular_data(blobs, caplog):
+    """params.yaml enables augmentation (for digits): an mlp on tabular data trains as if it
+    were off, and the log says why."""
     schema, train, dev = blobs
-    with pytest.raises(UserError, match=r"train.augment.enabled: augmentation needs image"):
-        fit_and_score(train_params(**{"augment.enabled": True}), schema, 0, train, dev)
+    caplog.set_level("INFO")
+    on = fit_and_score(train_params(**{"augment.enabled": True}), schema, 0, train, dev)
+    off = fit_and_score(train_params(**{"augment.enabled": False}), schema, 0, train, dev)
+    assert on.dev_scores == off.dev_scores
+    assert "train.augment.enabled: skipped, the data is tabular" in caplog.text
 
 
 def test_imbalance_on_regression_is_refused(regression_data):
@@ -136,15 +147,17 @@ def test_cnn_with_augmentation_learns_digits(digits):
 
 def test_augment_is_seeded_and_keeps_shape():
     batch = torch.rand(16, 64) * 16
-    augment = make_augment(AugmentParams(enabled=True, noise=0.1), [1, 8, 8], pixel_std=5.0)
+    augment = make_augment(repo_params.augment(enabled=True, noise=0.1), [1, 8, 8], pixel_std=5.0)
     first = augment(batch, torch.Generator().manual_seed(3))
     second = augment(batch, torch.Generator().manual_seed(3))
     assert first.shape == batch.shape
     assert torch.equal(first, second)
     assert not torch.equal(first, batch)
-    identity = make_augment(AugmentParams(enabled=True, shift=0, rotate=0, noise=0), [1, 8, 8], 1)
+    identity = make_augment(
+        repo_params.augment(enabled=True, shift=0, rotate=0, noise=0), [1, 8, 8], 1
+    )
     assert torch.allclose(identity(batch, torch.Generator()), batch, atol=1e-5)
-    assert make_augment(AugmentParams(enabled=False), [1, 8, 8], 1.0) is None
+    assert make_augment(repo_params.augment(enabled=False), [1, 8, 8], 1.0) is None
 
 
 def test_resample_balances_train_only():
@@ -191,10 +204,10 @@ def test_imbalance_strategies_on_breast_cancer(strategy):
 @pytest.mark.parametrize("kind", ["step", "cosine", "plateau"])
 def test_schedules_lower_the_learning_rate(kind):
     net = torch.nn.Linear(2, 1)
-    optim = config.OptimParams(lr=0.1)
+    optim = repo_params.optim(lr=0.1)
     optimizer = training.make_optimizer(net, optim)
     scheduler = training.make_scheduler(
-        optimizer, ScheduleParams(kind=kind, step_size=2, patience=1), epochs=10
+        optimizer, repo_params.schedule(kind=kind, step_size=2, patience=1), epochs=10
     )
     for _ in range(6):
         scheduler.step(1.0) if kind == "plateau" else scheduler.step()
@@ -203,8 +216,8 @@ def test_schedules_lower_the_learning_rate(kind):
 
 def test_no_schedule_is_none():
     net = torch.nn.Linear(2, 1)
-    optimizer = training.make_optimizer(net, config.OptimParams())
-    assert training.make_scheduler(optimizer, ScheduleParams(kind="none"), 10) is None
+    optimizer = training.make_optimizer(net, repo_params.optim())
+    assert training.make_scheduler(optimizer, repo_params.schedule(kind="none"), 10) is None
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
@@ -270,7 +283,7 @@ def workspace(path: Path, train: dict) -> Path:
         "train": train,
         "learning_curve": {"fractions": []},
     }
-    (path / "params.yaml").write_text(yaml.safe_dump(params))
+    (path / "params.yaml").write_text(yaml.safe_dump(repo_params.merged(params)))
     for stage in ("prepare", "split"):
         result = run_stage(stage, path)
         assert result.returncode == 0, result.stderr

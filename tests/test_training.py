@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import repo_params
 import torch
 from torch import nn
 
-from reprotrain.config import EarlyStoppingParams, OptimParams
+from reprotrain.config import OptimParams
 from reprotrain.models import torch_loop as training
 from reprotrain.models.torch_loop import EarlyStopping
 
@@ -67,7 +68,7 @@ def test_batches_are_seeded_and_shuffled() -> None:
     ids=["sgd", "adam", "adamw"],
 )
 def test_make_optimizer(name: str, kind: type) -> None:
-    optimizer = training.make_optimizer(nn.Linear(2, 1), OptimParams(optimizer=name, lr=0.05))
+    optimizer = training.make_optimizer(nn.Linear(2, 1), repo_params.optim(optimizer=name, lr=0.05))
     assert isinstance(optimizer, kind)
     assert optimizer.param_groups[0]["lr"] == 0.05
 
@@ -86,7 +87,9 @@ def _accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> float:
 
 def _loop(optim: OptimParams, monitor: str, patience: int) -> training.LoopConfig:
     return training.LoopConfig(
-        optim=optim, stopping=EarlyStoppingParams(monitor=monitor, patience=patience)
+        schedule=repo_params.schedule(),
+        optim=optim,
+        stopping=repo_params.early_stopping(monitor=monitor, patience=patience),
     )
 
 
@@ -113,7 +116,7 @@ def test_fit_restores_best_dev_weights() -> None:
         _accuracy,
         train,
         dev,
-        _loop(OptimParams(optimizer="sgd", lr=0.5, batch_size=16, epochs=6), "dev_loss", 10),
+        _loop(repo_params.optim(optimizer="sgd", lr=0.5, batch_size=16, epochs=6), "dev_loss", 10),
         torch.Generator().manual_seed(0),
         on_epoch,
     )
@@ -137,7 +140,7 @@ def test_fit_stops_early_and_reports_why() -> None:
         _accuracy,
         train,
         dev,
-        _loop(OptimParams(optimizer="sgd", lr=0.5, batch_size=16, epochs=50), "dev_score", 2),
+        _loop(repo_params.optim(optimizer="sgd", lr=0.5, batch_size=16, epochs=50), "dev_score", 2),
         torch.Generator().manual_seed(0),
     )
     assert len(result.history) < 50
@@ -157,7 +160,7 @@ def test_fit_is_deterministic() -> None:
             _accuracy,
             train,
             train,
-            _loop(OptimParams(batch_size=8, epochs=3), "dev_loss", 10),
+            _loop(repo_params.optim(batch_size=8, epochs=3), "dev_loss", 10),
             torch.Generator().manual_seed(0),
         ).history
 

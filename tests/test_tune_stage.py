@@ -24,6 +24,7 @@ import mlflow
 import optuna
 import pandas as pd
 import pytest
+import repo_params
 import yaml
 
 from reprotrain import tracking, tuning
@@ -79,7 +80,7 @@ def write_data(root: Path, frame: pd.DataFrame) -> None:
 def set_params(root: Path, **tune_section: Any) -> None:
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["tune"] |= tune_section
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    (root / "params.yaml").write_text(yaml.safe_dump(repo_params.merged(params)))
 
 
 def summary(root: Path) -> dict[str, Any]:

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import repo_params
 from optuna.trial import TrialState
 
 from reprotrain import tuning
-from reprotrain.config import SpaceParam, TrainParams, TuneParams
+from reprotrain.config import SpaceParam, TuneParams
 from reprotrain.config.errors import UserError
 
 
@@ -21,7 +22,7 @@ def space(**entries: dict) -> dict[str, SpaceParam]:
 
 def tune_params(**overrides) -> TuneParams:
     base = {"space": {"optim.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}}
-    return TuneParams.model_validate(base | overrides)
+    return repo_params.tune(**(base | overrides))
 
 
 # --- the space ----------------------------------------------------------------------------
@@ -34,7 +35,8 @@ def test_unknown_key_names_the_valid_ones() -> None:
         r"hyperparameter; valid: model, (?=.*\boptim\.lr,)(?=.*\bmlp\.dropout,)",
     ):
         tuning.validate_space(
-            space(optim__learning_rate={"type": "float", "low": 0.1, "high": 1}), TrainParams()
+            space(optim__learning_rate={"type": "float", "low": 0.1, "high": 1}),
+            repo_params.train(),
         )
 
 
@@ -42,7 +44,7 @@ def test_unknown_key_names_the_valid_ones() -> None:
 def test_run_settings_are_not_hyperparameters(key: str) -> None:
     with pytest.raises(UserError, match=rf"'{key}' is not a train hyperparameter"):
         tuning.validate_space(
-            {key: SpaceParam(type="categorical", choices=[[0], [1]])}, TrainParams()
+            {key: SpaceParam(type="categorical", choices=[[0], [1]])}, repo_params.train()
         )
 
 
@@ -50,7 +52,7 @@ def test_empty_space_is_an_error() -> None:
     with pytest.raises(
         UserError, match=r"tune\.space: needs at least one hyperparameter, got none"
     ):
-        tuning.validate_space({}, TrainParams())
+        tuning.validate_space({}, repo_params.train())
 
 
 @pytest.mark.parametrize(
@@ -82,7 +84,7 @@ def test_empty_space_is_an_error() -> None:
 )
 def test_space_values_are_validated_against_train_params(entry: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
-        tuning.validate_space({k: SpaceParam(**v) for k, v in entry.items()}, TrainParams())
+        tuning.validate_space({k: SpaceParam(**v) for k, v in entry.items()}, repo_params.train())
 
 
 def test_every_kind_of_hyperparameter_is_accepted() -> None:
@@ -98,7 +100,7 @@ def test_every_kind_of_hyperparameter_is_accepted() -> None:
             mlp__dropout={"type": "float", "low": 0.0, "high": 0.5},
             logistic_regression__C={"type": "float", "low": 0.01, "high": 100, "log": True},
         ),
-        TrainParams(),
+        repo_params.train(),
     )
 
 
@@ -116,7 +118,7 @@ def test_suggest_decodes_list_choices_and_apply_validates() -> None:
     trial = optuna.trial.FixedTrial({"mlp.hidden_sizes": "[16, 8]", "optim.batch_size": 32})
     values = tuning.suggest(trial, entries)
     assert values == {"mlp.hidden_sizes": [16, 8], "optim.batch_size": 32}
-    applied = tuning.apply(TrainParams(), values)
+    applied = tuning.apply(repo_params.train(), values)
     assert applied.mlp.hidden_sizes == [16, 8] and applied.optim.batch_size == 32
 
 
@@ -238,7 +240,7 @@ def test_samplers_and_pruners_follow_params() -> None:
 
 
 def test_max_epochs_comes_from_the_space_when_epochs_are_tuned() -> None:
-    train_params = TrainParams()
+    train_params = repo_params.train()
     assert tuning.max_epochs(tune_params(), train_params) == train_params.optim.epochs
     tuned = tune_params(space={"optim.epochs": {"type": "int", "low": 5, "high": 40}})
     assert tuning.max_epochs(tuned, train_params) == 40
@@ -287,7 +289,7 @@ def test_fingerprint_ignores_budget_but_not_space_or_data() -> None:
     objective = tuning.Objective("accuracy", "maximize")
 
     def fingerprint(params: TuneParams, train=data) -> str:
-        return tuning.fingerprint(params, TrainParams(), objective, train, data)
+        return tuning.fingerprint(params, repo_params.train(), objective, train, data)
 
     base = fingerprint(tune_params())
     assert fingerprint(tune_params(n_trials=99, pruner="median", n_jobs=4)) == base
@@ -394,7 +396,7 @@ def test_importances_need_two_complete_trials_and_two_params() -> None:
 
 def test_fixed_values_apply_to_every_trial() -> None:
     params = tune_params(fixed={"model": "mlp", "optim.epochs": 7})
-    base = tuning.trial_params(TrainParams(model="logistic_regression"), params)
+    base = tuning.trial_params(repo_params.train(model="logistic_regression"), params)
     assert (base.model, base.optim.epochs) == ("mlp", 7)
 
 
@@ -422,4 +424,4 @@ def test_fixed_values_apply_to_every_trial() -> None:
 )
 def test_fixed_values_are_validated(fixed: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
-        tuning.trial_params(TrainParams(), tune_params(fixed=fixed))
+        tuning.trial_params(repo_params.train(), tune_params(fixed=fixed))

@@ -54,8 +54,8 @@ class Section(BaseModel):
 
 
 class BaseParams(Section):
-    seed: Annotated[int, Field(ge=0)] = 42
-    threads: Annotated[int, Field(ge=1, le=256)] = 1
+    seed: Annotated[int, Field(ge=0)]
+    threads: Annotated[int, Field(ge=1, le=256)]
 
 
 # --- prepare ----------------------------------------------------------------------------
@@ -69,30 +69,30 @@ class ImageParams(Section):
 
     size: Annotated[
         list[Annotated[int, Field(ge=1, le=1024)]], Field(min_length=2, max_length=2)
-    ] = [32, 32]  # [height, width]
-    mode: Literal["grayscale", "rgb"] = "rgb"
+    ]  # [height, width]
+    mode: Literal["grayscale", "rgb"]
 
 
 class PrepareParams(Section):
-    source: str = "sklearn:digits"
-    target: str | None = None
-    task: Literal["auto", "classification", "regression"] = "auto"
-    drop_missing_target: bool = False  # false: a missing target is an error
-    column_types: dict[str, ColumnKind] = {}  # override inferred kinds by column name
-    image: ImageParams = ImageParams()
+    source: str
+    target: str | None
+    task: Literal["auto", "classification", "regression"]
+    drop_missing_target: bool  # false: a missing target is an error
+    column_types: dict[str, ColumnKind]  # override inferred kinds by column name
+    image: ImageParams
 
 
 # --- split ------------------------------------------------------------------------------
 
 
 class SplitParams(Section):
-    train: Fraction = 0.6
-    dev: Fraction = 0.2
-    test: Fraction = 0.2
-    stratify: bool = True
-    group_column: str | None = None  # rows sharing a value never cross splits
-    time_column: str | None = None  # train before dev before test along this column
-    fail_on_duplicates: bool = False  # identical feature rows across splits: error
+    train: Fraction
+    dev: Fraction
+    test: Fraction
+    stratify: bool
+    group_column: str | None  # rows sharing a value never cross splits
+    time_column: str | None  # train before dev before test along this column
+    fail_on_duplicates: bool  # identical feature rows across splits: error
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> SplitParams:
@@ -116,98 +116,98 @@ class SplitParams(Section):
 class FeaturesParams(Section):
     """The preprocessing fit on the training split and saved with every model."""
 
-    exclude: list[str] = []  # feature columns to leave out, by name
-    numeric_impute: Literal["median", "mean", "zero"] = "median"
-    missing_indicator: bool = False  # add a 0/1 column per numeric column with gaps
-    scale: Literal["none", "standard", "minmax", "robust"] = "none"
-    categorical: Literal["onehot", "ordinal"] = "onehot"
-    max_categories: Annotated[int, Field(ge=2, le=1000)] = 20  # per text column
-    min_frequency: Annotated[float, Field(ge=0, lt=1)] = 0.0  # rarer (share of train): grouped
-    high_cardinality_ratio: Annotated[float, Field(gt=0, le=1)] = 0.5  # id-like: dropped
+    exclude: list[str]  # feature columns to leave out, by name
+    numeric_impute: Literal["median", "mean", "zero"]
+    missing_indicator: bool  # add a 0/1 column per numeric column with gaps
+    scale: Literal["none", "standard", "minmax", "robust"]
+    categorical: Literal["onehot", "ordinal"]
+    max_categories: Annotated[int, Field(ge=2, le=1000)]  # per text column
+    min_frequency: Annotated[float, Field(ge=0, lt=1)]  # rarer (share of train): grouped
+    high_cardinality_ratio: Annotated[float, Field(gt=0, le=1)]  # id-like: dropped
 
 
 # --- train ------------------------------------------------------------------------------
 
 
 class MLPParams(Section):
-    hidden_sizes: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=0)] = [128]
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    hidden_sizes: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=0)]
+    dropout: Annotated[float, Field(ge=0, lt=1)]
 
 
 class CNNParams(Section):
     """Conv layers for image-shaped data (schema image_shape, e.g. digits' 1x8x8)."""
 
-    channels: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [32, 64]
-    kernel_size: Annotated[int, Field(ge=1, le=7)] = 3
-    hidden: Annotated[int, Field(ge=1)] = 128
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.25
+    channels: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+    kernel_size: Annotated[int, Field(ge=1, le=7)]
+    hidden: Annotated[int, Field(ge=1)]
+    dropout: Annotated[float, Field(ge=0, lt=1)]
 
 
 class LogisticRegressionParams(Section):
-    C: PositiveFloat = 1.0
-    penalty: Literal["l2", "l1", "none"] = "l2"
-    max_iter: Annotated[int, Field(ge=1)] = 1000
+    C: PositiveFloat
+    penalty: Literal["l2", "l1", "none"]
+    max_iter: Annotated[int, Field(ge=1)]
 
 
 class LinearRegressionParams(Section):
-    alpha: NonNegFloat = 0.0
-    l1_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
+    alpha: NonNegFloat
+    l1_ratio: Annotated[float, Field(ge=0, le=1)]
 
 
 class SVMParams(Section):
-    C: PositiveFloat = 1.0
-    kernel: Literal["rbf", "linear", "poly", "sigmoid"] = "rbf"
-    gamma: Literal["scale", "auto"] = "scale"
+    C: PositiveFloat
+    kernel: Literal["rbf", "linear", "poly", "sigmoid"]
+    gamma: Literal["scale", "auto"]
 
 
 class RandomForestParams(Section):
-    n_estimators: Annotated[int, Field(ge=1)] = 200
-    max_depth: Annotated[int, Field(ge=1)] | None = None
-    min_samples_leaf: Annotated[int, Field(ge=1)] = 1
+    n_estimators: Annotated[int, Field(ge=1)]
+    max_depth: Annotated[int, Field(ge=1)] | None
+    min_samples_leaf: Annotated[int, Field(ge=1)]
 
 
 class HistGradientBoostingParams(Section):
-    learning_rate: PositiveFloat = 0.1
-    max_iter: Annotated[int, Field(ge=1)] = 200
-    max_leaf_nodes: Annotated[int, Field(ge=2)] = 31
-    l2_regularization: NonNegFloat = 0.0
-    early_stopping: bool = True
+    learning_rate: PositiveFloat
+    max_iter: Annotated[int, Field(ge=1)]
+    max_leaf_nodes: Annotated[int, Field(ge=2)]
+    l2_regularization: NonNegFloat
+    early_stopping: bool
 
 
 class OptimParams(Section):
-    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
-    lr: PositiveFloat = 1e-3
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
-    weight_decay: NonNegFloat = 0.0
-    l1: NonNegFloat = 0.0
-    batch_size: Annotated[int, Field(ge=1)] = 64
-    epochs: Annotated[int, Field(ge=1)] = 100
-    grad_clip: PositiveFloat | None = None
+    optimizer: Literal["sgd", "adam", "adamw"]
+    lr: PositiveFloat
+    momentum: Annotated[float, Field(ge=0, lt=1)]
+    weight_decay: NonNegFloat
+    l1: NonNegFloat
+    batch_size: Annotated[int, Field(ge=1)]
+    epochs: Annotated[int, Field(ge=1)]
+    grad_clip: PositiveFloat | None
 
 
 class ScheduleParams(Section):
     """Learning-rate schedule, stepped once per epoch."""
 
-    kind: Literal["none", "step", "cosine", "plateau"] = "none"
-    step_size: Annotated[int, Field(ge=1)] = 30  # step: epochs between decays
-    gamma: Annotated[float, Field(gt=0, lt=1)] = 0.1  # step and plateau: decay factor
-    patience: Annotated[int, Field(ge=1)] = 5  # plateau: epochs without dev-loss progress
-    min_lr: NonNegFloat = 0.0  # cosine and plateau: floor
+    kind: Literal["none", "step", "cosine", "plateau"]
+    step_size: Annotated[int, Field(ge=1)]  # step: epochs between decays
+    gamma: Annotated[float, Field(gt=0, lt=1)]  # step and plateau: decay factor
+    patience: Annotated[int, Field(ge=1)]  # plateau: epochs without dev-loss progress
+    min_lr: NonNegFloat  # cosine and plateau: floor
 
 
 class EarlyStoppingParams(Section):
-    monitor: Literal["dev_loss", "dev_score"] = "dev_loss"
-    patience: Annotated[int, Field(ge=1)] = 10
-    min_delta: NonNegFloat = 0.0
+    monitor: Literal["dev_loss", "dev_score"]
+    patience: Annotated[int, Field(ge=1)]
+    min_delta: NonNegFloat
 
 
 class AugmentParams(Section):
     """Random batch transforms of image-shaped training data (train split only)."""
 
-    enabled: bool = False
-    shift: Annotated[float, Field(ge=0, le=0.5)] = 0.1  # max shift, fraction of the image side
-    rotate: Annotated[float, Field(ge=0, le=45)] = 10.0  # max rotation in degrees
-    noise: NonNegFloat = 0.0  # std of Gaussian noise, in units of the pixel std
+    enabled: bool
+    shift: Annotated[float, Field(ge=0, le=0.5)]  # max shift, fraction of the image side
+    rotate: Annotated[float, Field(ge=0, le=45)]  # max rotation in degrees
+    noise: NonNegFloat  # std of Gaussian noise, in units of the pixel std
 
 
 class InitFromParams(Section):
@@ -219,11 +219,11 @@ class InitFromParams(Section):
     default, the folder itself, is unused.
     """
 
-    mode: Literal["none", "finetune", "transfer"] = "none"
-    path: Annotated[str, Field(min_length=1)] = PRETRAINED_DIR
-    freeze_epochs: Annotated[int, Field(ge=0)] = 0  # backbone frozen for the first N epochs
-    backbone_lr_factor: Annotated[float, Field(gt=0, le=1)] = 1.0  # backbone lr = lr * this
-    mlflow_run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
+    mode: Literal["none", "finetune", "transfer"]
+    path: Annotated[str, Field(min_length=1)]
+    freeze_epochs: Annotated[int, Field(ge=0)]  # backbone frozen for the first N epochs
+    backbone_lr_factor: Annotated[float, Field(gt=0, le=1)]  # backbone lr = lr * this
+    mlflow_run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None
 
     @field_validator("path")
     @classmethod
@@ -238,25 +238,25 @@ class InitFromParams(Section):
 
 
 class TrainParams(Section):
-    model: str = "mlp"
-    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = [0]
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    mixed_precision: bool = True  # bfloat16 autocast, on CUDA only
-    progress: Literal["auto", "bar", "log", "off"] = "auto"  # auto: bar on a terminal
-    checkpoint: bool = True  # per-epoch checkpoints; a killed run resumes from the last
-    imbalance: Literal["none", "class_weight", "oversample", "undersample"] = "none"
-    mlp: MLPParams = MLPParams()
-    cnn: CNNParams = CNNParams()
-    logistic_regression: LogisticRegressionParams = LogisticRegressionParams()
-    linear_regression: LinearRegressionParams = LinearRegressionParams()
-    svm: SVMParams = SVMParams()
-    random_forest: RandomForestParams = RandomForestParams()
-    hist_gradient_boosting: HistGradientBoostingParams = HistGradientBoostingParams()
-    optim: OptimParams = OptimParams()
-    schedule: ScheduleParams = ScheduleParams()
-    early_stopping: EarlyStoppingParams = EarlyStoppingParams()
-    augment: AugmentParams = AugmentParams()
-    init_from: InitFromParams = InitFromParams()
+    model: str
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    device: Literal["auto", "cpu", "cuda", "mps"]
+    mixed_precision: bool  # bfloat16 autocast, on CUDA only
+    progress: Literal["auto", "bar", "log", "off"]  # auto: bar on a terminal
+    checkpoint: bool  # per-epoch checkpoints; a killed run resumes from the last
+    imbalance: Literal["none", "class_weight", "oversample", "undersample"]
+    mlp: MLPParams
+    cnn: CNNParams
+    logistic_regression: LogisticRegressionParams
+    linear_regression: LinearRegressionParams
+    svm: SVMParams
+    random_forest: RandomForestParams
+    hist_gradient_boosting: HistGradientBoostingParams
+    optim: OptimParams
+    schedule: ScheduleParams
+    early_stopping: EarlyStoppingParams
+    augment: AugmentParams
+    init_from: InitFromParams
 
     @field_validator("model")
     @classmethod
@@ -279,6 +279,9 @@ class TrainParams(Section):
 
 
 class SpaceParam(Section):
+    """One entry of `tune.space`: a range (low, high, log) or a list of choices. The one
+    params class with defaults: each entry names only the fields its type uses."""
+
     type: Literal["float", "int", "categorical"]
     low: float | None = None
     high: float | None = None
@@ -305,27 +308,27 @@ class SpaceParam(Section):
         return self
 
 
-# Dev metrics a study can optimize (per task: see stages/tuning.py METRIC_DIRECTIONS).
+# Dev metrics a study can optimize (per task: see reprotrain/tuning/search.py METRIC_DIRECTIONS).
 TUNE_METRICS = ("auto", "accuracy", "macro_f1", "log_loss", "r2", "rmse", "mse", "mae")
 STORAGE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg2://", "postgresql+psycopg://")
 
 
 class TuneParams(Section):
-    method: Literal["grid", "random", "tpe"] = "tpe"
-    n_trials: Annotated[int, Field(ge=1)] | None = 20  # total over reruns and workers
-    timeout: PositiveFloat | None = None  # seconds per invocation
-    grid_points: Annotated[int, Field(ge=2)] = 3
-    metric: Literal[TUNE_METRICS] = "auto"  # auto: accuracy (classification), r2 (regression)
-    direction: Literal["auto", "maximize", "minimize"] = "auto"
-    tpe_startup_trials: Annotated[int, Field(ge=0)] = 5  # random trials before TPE models
-    pruner: Literal["none", "median", "hyperband"] = "none"
-    prune_warmup_epochs: Annotated[int, Field(ge=1)] = 5
-    prune_startup_trials: Annotated[int, Field(ge=0)] = 3
-    n_jobs: Annotated[int, Field(ge=1, le=64)] = 1
-    storage: str | None = None  # null: in memory; sqlite:///file.db or postgresql://...
-    study_name: Annotated[str, Field(min_length=1, max_length=200)] = "reprotrain"
-    fixed: dict[str, Any] = {}  # train.* values every trial uses (searched: none)
-    space: dict[str, SpaceParam] = {}
+    method: Literal["grid", "random", "tpe"]
+    n_trials: Annotated[int, Field(ge=1)] | None  # total over reruns and workers
+    timeout: PositiveFloat | None  # seconds per invocation
+    grid_points: Annotated[int, Field(ge=2)]
+    metric: Literal[TUNE_METRICS]  # auto: accuracy (classification), r2 (regression)
+    direction: Literal["auto", "maximize", "minimize"]
+    tpe_startup_trials: Annotated[int, Field(ge=0)]  # random trials before TPE models
+    pruner: Literal["none", "median", "hyperband"]
+    prune_warmup_epochs: Annotated[int, Field(ge=1)]
+    prune_startup_trials: Annotated[int, Field(ge=0)]
+    n_jobs: Annotated[int, Field(ge=1, le=64)]
+    storage: str | None  # null: in memory; sqlite:///file.db or postgresql://...
+    study_name: Annotated[str, Field(min_length=1, max_length=200)]
+    fixed: dict[str, Any]  # train.* values every trial uses (searched: none)
+    space: dict[str, SpaceParam]
 
     @model_validator(mode="after")
     def _has_budget(self) -> TuneParams:
@@ -355,24 +358,24 @@ ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
 class BootstrapParams(Section):
     """Percentile bootstrap of the test set, seeded from base.seed."""
 
-    n_resamples: Annotated[int, Field(ge=100, le=100_000)] = 1000
-    confidence: Annotated[float, Field(ge=0.5, lt=1)] = 0.95
+    n_resamples: Annotated[int, Field(ge=100, le=100_000)]
+    confidence: Annotated[float, Field(ge=0.5, lt=1)]
 
 
 class RegistryParams(Section):
     """The MLflow Model Registry entry of the evaluated winner."""
 
-    enabled: bool = True
-    model_name: ModelName | None = None  # null: reprotrain-<dataset>
+    enabled: bool
+    model_name: ModelName | None  # null: reprotrain-<dataset>
 
 
 class EvaluateParams(Section):
-    overfit_gap: Annotated[float, Field(gt=0, le=1)] = 0.05
-    underfit_skill: Annotated[float, Field(gt=0, le=1)] = 0.8
-    more_data_gain: Annotated[float, Field(ge=0, le=1)] = 0.01
-    calibration_bins: Annotated[int, Field(ge=2, le=100)] = 10
-    bootstrap: BootstrapParams = BootstrapParams()
-    registry: RegistryParams = RegistryParams()
+    overfit_gap: Annotated[float, Field(gt=0, le=1)]
+    underfit_skill: Annotated[float, Field(gt=0, le=1)]
+    more_data_gain: Annotated[float, Field(ge=0, le=1)]
+    calibration_bins: Annotated[int, Field(ge=2, le=100)]
+    bootstrap: BootstrapParams
+    registry: RegistryParams
 
 
 # --- learning curve (computed by train) -------------------------------------------------
@@ -381,7 +384,7 @@ class EvaluateParams(Section):
 class LearningCurveParams(Section):
     """Dev score vs share of the training data; `fractions: []` turns the curve off."""
 
-    fractions: list[Annotated[float, Field(gt=0, le=1)]] = [0.1, 0.25, 0.5, 0.75, 1.0]
+    fractions: list[Annotated[float, Field(gt=0, le=1)]]
 
     @model_validator(mode="after")
     def _increasing(self) -> LearningCurveParams:
@@ -488,7 +491,12 @@ def _one_line(exc: ValidationError, model: type[BaseModel], section: str, source
         allowed = _allowed_keys(model, loc[:-1])
         return f"{source}: unknown key {key!r}; allowed: {', '.join(allowed)}"
     message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "value_error" or error["type"] == "missing":
+    if error["type"] == "missing":
+        return (
+            f"{source}: {key}: missing; every key is required (the repository's params.yaml "
+            "lists them all, docs/params.md explains each): add it"
+        )
+    if error["type"] == "value_error":
         return f"{source}: {key}: {message}"
     return f"{source}: {key}: {message}, got {given!r}"
 

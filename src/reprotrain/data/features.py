@@ -196,13 +196,8 @@ def date_parts(series: pd.Series, column: str) -> dict[str, pd.Series]:
     }
 
 
-def fit_preprocessor(
-    train: pd.DataFrame, schema: dict[str, Any], params: Any = None
-) -> Preprocessor:
+def fit_preprocessor(train: pd.DataFrame, schema: dict[str, Any], params: Any) -> Preprocessor:
     """Fit the feature transform on the training split (`params`: FeaturesParams)."""
-    from reprotrain.config import FeaturesParams
-
-    params = params or FeaturesParams()
     names = [feature["name"] for feature in schema["features"]]
     unknown = [name for name in params.exclude if name not in names]
     if unknown:

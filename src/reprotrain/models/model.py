@@ -310,17 +310,17 @@ class TorchModel:
             self.config["target_mean"] = float(targets.mean())
             self.config["target_std"] = float(targets.std() + 1e-6)
         self.net = self._build(features.shape[1])
-        images = self.name == "cnn" or params.augment.enabled
+        # Augmentation (shift, rotate, noise) is defined on images only: on tabular data
+        # the setting is skipped, so one params.yaml serves both kinds of data.
+        augmenting = params.augment.enabled and bool(image_shape)
+        if params.augment.enabled and not augmenting:
+            log.info("train.augment.enabled: skipped, the data is tabular (no image_shape)")
+        images = self.name == "cnn" or augmenting
         self.net[0].fit(torch.as_tensor(features), per_feature=not images)
         backbone, fingerprint = self._start_from_checkpoint(fingerprint)
-        if params.augment.enabled and not image_shape:
-            raise UserError(
-                "params.yaml: train.augment.enabled: augmentation needs image-shaped data "
-                "(schema image_shape); got tabular data"
-            )
         # The std of every value needs a full-size temporary: only when augmentation uses it.
-        pixel_std = float(features.std()) if params.augment.enabled else 1.0
-        augment = make_augment(params.augment, image_shape, pixel_std)
+        pixel_std = float(features.std()) if augmenting else 1.0
+        augment = make_augment(params.augment, image_shape, pixel_std) if augmenting else None
         device = resolve_device(params.device)
         self.net.to(device)
         loop = training.LoopConfig(

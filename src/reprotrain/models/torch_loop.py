@@ -100,7 +100,7 @@ class LoopConfig:
 
     optim: OptimParams
     stopping: EarlyStoppingParams
-    schedule: ScheduleParams = field(default_factory=ScheduleParams)
+    schedule: ScheduleParams
     augment: AugmentFn | None = None
     mixed_precision: bool = False  # bfloat16 autocast; only used on CUDA
     progress: str = "off"  # bar | log | off
