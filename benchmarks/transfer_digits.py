@@ -36,13 +36,14 @@ import numpy as np
 import pandas as pd
 
 from reprotrain import config
-from reprotrain.config import BaseParams, TrainParams
+from reprotrain.config import TrainParams
 from reprotrain.data import io
 from reprotrain.training import learning_curve
 from reprotrain.training.fitting import configure_torch, fit_and_score
 
 Arrays = tuple[np.ndarray, np.ndarray]
 RESULTS = Path(__file__).resolve().parent / "results"
+PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"  # every key not in RECIPE
 PRETRAINED = Path(config.PRETRAINED_DIR)
 FRACTIONS = (0.05, 0.1, 0.25, 1.0)
 IMAGE_SHAPE = [1, 8, 8]
@@ -78,7 +79,7 @@ class Case:
 
 
 def train_params(recipe: dict[str, Any], init_from: dict[str, Any] | None = None) -> TrainParams:
-    raw = {**recipe, "cnn": {**config.CNNParams().model_dump(), **recipe.get("cnn", {})}}
+    raw = config.merge(config.read_params(PARAMS)["train"], recipe)
     if init_from:
         raw["init_from"] = init_from
     return config.parse_section("train", raw, source="benchmark")
@@ -289,7 +290,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     args = parse_args()
-    configure_torch(BaseParams(threads=args.threads))
+    (base,) = config.load("base", path=PARAMS)
+    configure_torch(base.model_copy(update={"threads": args.threads}))
     started = time.monotonic()
     rows = []
     # train.init_from.path must be relative and under pretrained/, as in the pipeline.

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from reprotrain import config
+from reprotrain.config import merge
 
 REPO_PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
 # Sub-sections of `train` by their class: optim(), schedule(), ... below.
@@ -26,17 +27,6 @@ def _repository() -> dict[str, Any]:
 def raw(name: str) -> dict[str, Any]:
     """A fresh copy of one section's mapping as params.yaml holds it."""
     return copy.deepcopy(_repository()[name])
-
-
-def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `overrides` merged in, mapping by mapping (a search space is replaced)."""
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "space":
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _plain(value: Any) -> Any:

@@ -45,6 +45,7 @@ from reprotrain.config.params import (  # the package's public API
     TuneParams,
     leaf_keys,
     load,
+    merge,
     parse_section,
     read_params,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "LearningCurveParams",
     "SECTIONS",
     "read_params",
+    "merge",
     "parse_section",
     "load",
     "leaf_keys",

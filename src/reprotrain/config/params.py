@@ -452,6 +452,18 @@ def read_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
     return raw
 
 
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` merged in, mapping by mapping; a search space (`space`) is
+    replaced whole, as params.yaml holds one space, not a union of two."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "space":
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def parse_section(name: str, raw: Any, source: str = "params.yaml") -> Section:
     """Validate one section's raw mapping into its typed object."""
     model = SECTIONS[name]
