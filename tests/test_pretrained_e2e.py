@@ -13,11 +13,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import repo_params
 import yaml
 from project_copy import commit_copy, copy_project, dvc, git
 from sklearn.datasets import load_digits
 
-from reprotrain import config
 from reprotrain.config import paths
 from reprotrain.data import io
 
@@ -53,12 +53,8 @@ SMALL = {
 
 
 def _params() -> dict[str, Any]:
-    """Every section with its config defaults, then SMALL."""
-    params = {name: model().model_dump(mode="json") for name, model in config.SECTIONS.items()}
-    for name, section in SMALL.items():
-        for key, value in section.items():
-            params[name][key] = value
-    return params
+    """The repository's params.yaml with SMALL merged in."""
+    return repo_params.everything(SMALL)
 
 
 def _write_digits(repo: Path) -> None:

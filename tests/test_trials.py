@@ -17,6 +17,7 @@ import pytest
 from optuna.trial import TrialState
 
 from reprotrain import tuning
+from reprotrain.tuning import trials
 from reprotrain.tuning.trials import Budget, StudyLock, counted, next_action, run_trials
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -151,7 +152,7 @@ def test_a_trial_of_a_dead_worker_is_failed_and_retried(tmp_path: Path) -> None:
     study, storage, url = sqlite_study(tmp_path / "t.db", heartbeat_s=1, grace_s=1)
     orphan = study.ask()  # claimed by a worker that dies before telling
     orphan.suggest_float("x", -1, 1)
-    storage.record_heartbeat(orphan._trial_id)
+    storage.record_heartbeat(trials.trial_id(storage, study, orphan))
     time.sleep(2.5)
     run_trials(study, quadratic, Budget(3, None), StudyLock(url, "s"), storage)
     states = [t.state for t in study.trials]
@@ -171,7 +172,7 @@ WORKER = textwrap.dedent(
     storage = tuning.open_storage(url)
     grid = {"x": [0, 1, 2, 3], "y": [0, 1]}
     study = optuna.create_study(
-        study_name="grid", storage=storage, sampler=optuna.samplers.GridSampler(grid),
+        study_name="grid", storage=storage, sampler=tuning.BudgetedGridSampler(grid),
         load_if_exists=True,
     )
 

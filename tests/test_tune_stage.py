@@ -240,8 +240,7 @@ def test_changed_search_refuses_to_join_the_stored_study(tune_dir) -> None:
         tune.main([])
 
 
-@pytest.mark.parametrize("repeat", [1, 2, 3], ids=lambda n: f"run-{n}")
-def test_parallel_trials_do_not_fail(tune_dir, repeat: int) -> None:
+def test_parallel_trials_do_not_fail(tune_dir) -> None:
     root = tune_dir(
         {"method": "random", "n_trials": 4, "n_jobs": 2, "storage": "sqlite:///tune.db"}
     )

@@ -223,7 +223,7 @@ def test_epoch_value_reported_to_the_pruner(
 
 def test_samplers_and_pruners_follow_params() -> None:
     assert isinstance(
-        tuning.make_sampler(tune_params(method="grid"), 0), optuna.samplers.GridSampler
+        tuning.make_sampler(tune_params(method="grid"), 0), tuning.BudgetedGridSampler
     )
     assert isinstance(
         tuning.make_sampler(tune_params(method="random"), 0), optuna.samplers.RandomSampler

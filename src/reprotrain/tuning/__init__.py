@@ -10,6 +10,7 @@ from reprotrain.tuning.search import (  # the package's public API
     NOT_TUNABLE,
     SCALARS,
     STORAGE_ATTEMPTS,
+    BudgetedGridSampler,
     Objective,
     apply,
     best_trial,
@@ -42,6 +43,7 @@ from reprotrain.tuning.search import (  # the package's public API
 )
 
 __all__ = [
+    "BudgetedGridSampler",
     "log",
     "SCALARS",
     "NOT_TUNABLE",

@@ -12,6 +12,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,11 +261,28 @@ def epoch_value(row: dict[str, float], objective: Objective, task: str) -> float
 # --- the study ----------------------------------------------------------------------------
 
 
+class BudgetedGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, minus its `study.stop()` once the grid is spent.
+
+    `Study.stop` works only inside `Study.optimize`; trials here are claimed with
+    `study.ask()` (tuning/trials.py), and the budget, the grid's size, ends the search.
+    """
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        state: optuna.trial.TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        return None
+
+
 def make_sampler(
     params: TuneParams, seed: int, parallel: bool = False
 ) -> optuna.samplers.BaseSampler:
     if params.method == "grid":
-        return optuna.samplers.GridSampler(grid(params.space, params.grid_points), seed=seed)
+        return BudgetedGridSampler(grid(params.space, params.grid_points), seed=seed)
     if params.method == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     with warnings.catch_warnings():  # constant_liar is experimental

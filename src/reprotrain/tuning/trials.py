@@ -105,21 +105,28 @@ class StudyLock:
                 )
 
 
+def trial_id(storage: Any, study: optuna.Study, trial: optuna.Trial) -> int:
+    """The storage's id of a trial (what heartbeats and retries name), by public calls."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+
+
 @contextlib.contextmanager
-def heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
+def heartbeat(storage: Any, study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
     """Tell the storage every few seconds that this trial's worker is alive."""
     interval = storage.get_heartbeat_interval() if storage is not None else None
     if not interval:
         yield
         return
+    trial_id_ = trial_id(storage, study, trial)
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.is_set():
-            storage.record_heartbeat(trial_id)
+            storage.record_heartbeat(trial_id_)
             stop.wait(interval)
 
-    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
     thread.start()
     try:
         yield
@@ -142,9 +149,8 @@ def run_one(
     storage: Any,
 ) -> TrialState:
     """Run one claimed trial and record how it ended; a failure does not stop the study."""
-    trial_id = trial._trial_id  # Optuna's public API has no other handle for heartbeats
     try:
-        with heartbeat(storage, trial_id):
+        with heartbeat(storage, study, trial):
             value = objective(trial)
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
@@ -152,7 +158,7 @@ def run_one(
     except KeyboardInterrupt:
         _fail(study, trial, "interrupted")
         if storage is not None:  # the study outlives this process: queue the trial again
-            frozen = study._storage.get_trial(trial_id)
+            frozen = storage.get_trial(trial_id(storage, study, trial))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
@@ -191,24 +197,18 @@ def run_trials(
     stop = threading.Event()
 
     def loop() -> None:
-        # What Study.optimize marks in each of its threads: samplers and storages may then
-        # call study.stop() (the grid sampler does; the budget already stops this loop).
-        study._thread_local.in_optimize_loop = True
-        try:
-            while not stop.is_set():
-                with lock.hold():
-                    fail_stale(study)
-                    trials = study.get_trials(deepcopy=False)
-                    action = next_action(trials, budget, time.monotonic() - started, wait)
-                    trial = study.ask() if action == "ask" else None
-                if action == "stop":
-                    return
-                if trial is None:
-                    time.sleep(poll_s)
-                    continue
-                run_one(study, trial, objective, storage)
-        finally:
-            study._thread_local.in_optimize_loop = False
+        while not stop.is_set():
+            with lock.hold():
+                fail_stale(study)
+                trials = study.get_trials(deepcopy=False)
+                action = next_action(trials, budget, time.monotonic() - started, wait)
+                trial = study.ask() if action == "ask" else None
+            if action == "stop":
+                return
+            if trial is None:
+                time.sleep(poll_s)
+                continue
+            run_one(study, trial, objective, storage)
 
     if n_jobs == 1:
         loop()
