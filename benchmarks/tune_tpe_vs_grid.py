@@ -54,15 +54,16 @@ class Outcome:
 def search(name: str, params, base, train_params, schema, train, dev) -> Outcome:
     """Run one search through the stage's objective and trial runner; time every trial."""
     from reprotrain import tracking, tuning
+    from reprotrain.tracking.stage_logs import TrialRuns
+    from reprotrain.tuning.runner import make_objective, make_search, search_params
     from reprotrain.tuning.trials import Budget, StudyLock, run_trials
-    from stages.tune import make_objective, make_search, search_params
 
     setup = make_search(base, *search_params(train_params, params), schema, train, dev)
     max_epochs = tuning.max_epochs(params, setup.train_params)
     study = tuning.open_study(params, setup.objective, base.seed, None, max_epochs)
     marks: list[tuple[float, float, float | None]] = []
     with tracking.stage_run(f"benchmark-{name}", {"tune": params.model_dump()}) as run:
-        run_objective = make_objective(setup, run.info.run_id)
+        run_objective = make_objective(setup, TrialRuns(run.info.run_id))
         start, start_cpu = time.perf_counter(), time.process_time()
 
         def timed(trial):

@@ -26,12 +26,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+from reprotrain import config  # noqa: E402 - the checkout's own library
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS_GLOB = "metrics/*.json"
@@ -100,16 +103,9 @@ class Row:
         return self.status in {"drift", "missing", "extra", "type"}
 
 
-def leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Yield (dotted path, value) for every leaf of nested dicts and lists."""
-    if isinstance(tree, Mapping):
-        for key, value in tree.items():
-            yield from leaves(value, f"{prefix}.{key}" if prefix else str(key))
-    elif isinstance(tree, list):
-        for index, value in enumerate(tree):
-            yield from leaves(value, f"{prefix}[{index}]")
-    else:
-        yield prefix, tree
+def leaves(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """{dotted path: value} of every leaf of a metrics file, list items included."""
+    return config.flatten(dict(tree), lists=True)
 
 
 def is_number(value: Any) -> bool:
@@ -142,8 +138,8 @@ def compare_leaf(key: str, committed: Any, rerun: Any) -> Row | None:
 
 def compare_metrics(committed: Mapping[str, Any], rerun: Mapping[str, Any]) -> list[Row]:
     """Compare {file name: parsed JSON} of the commit with the rerun, leaf by leaf."""
-    old = {f"{name}:{k}": v for name, tree in committed.items() for k, v in leaves(tree)}
-    new = {f"{name}:{k}": v for name, tree in rerun.items() for k, v in leaves(tree)}
+    old = {f"{name}:{k}": v for name, tree in committed.items() for k, v in leaves(tree).items()}
+    new = {f"{name}:{k}": v for name, tree in rerun.items() for k, v in leaves(tree).items()}
     rows = [Row(key, old[key], None, "missing") for key in old if key not in new]
     rows += [Row(key, None, new[key], "extra") for key in new if key not in old]
     rows += [
@@ -322,7 +318,7 @@ def check(repo: Path, workdir: Path) -> int:
 
     print("repro-check: tolerances (first match wins, keys are <file>:<path>):")
     print("\n".join(f"  {rule.describe()}" for rule in TOLERANCES))
-    n_leaves = sum(1 for tree in committed.values() for _ in leaves(tree))
+    n_leaves = sum(len(leaves(tree)) for tree in committed.values())
     if rows:
         print(format_table(rows))
         print("(drift, missing, extra, type: fail; text and not enforced: shown only)")

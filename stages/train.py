@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from pathlib import Path
 
 import pandas as pd
 
@@ -24,68 +23,20 @@ from reprotrain.config.paths import (
     TRAIN_METRICS,
     seed_dir,
 )
-from reprotrain.data import datasets, io
+from reprotrain.data import io
 from reprotrain.models import pretrained
 from reprotrain.models.model import build_baseline, input_dtype, save_model
 from reprotrain.training import learning_curve
 from reprotrain.training.fitting import (
+    checkpoint_path,
     configure_torch,
     fit_and_score,
     load_train_dev,
     resolve_progress,
+    summarize,
 )
 
 log = logging.getLogger(__name__)
-
-
-def summarize(task: str, baseline: dict, fitted: list) -> dict:
-    """train.json: baseline and model scores on train and dev, per seed and mean ± std."""
-    per_seed = {
-        str(run.seed): {
-            "train": run.train_scores,
-            "dev": run.dev_scores,
-            "best_epoch": run.best_epoch,
-            "dev_recall_per_class": run.dev_recall,
-        }
-        for run in fitted
-    }
-    return {
-        "task": task,
-        "primary_metric": metrics.PRIMARY[task],
-        "baseline": baseline,
-        "model": {
-            "seeds": per_seed,
-            "train": metrics.summarize_seeds([run.train_scores for run in fitted]),
-            "dev": metrics.summarize_seeds([run.dev_scores for run in fitted]),
-        },
-    }
-
-
-def checkpoint_path(params, seed: int) -> Path | None:
-    return CHECKPOINT_DIR / f"seed-{seed}.pt" if params.checkpoint else None
-
-
-def log_to_mlflow(run_id: str, summary: dict, fitted: list) -> None:
-    """Summary metrics on the stage run; each seed's epochs in a nested run."""
-    from reprotrain import tracking
-    from reprotrain.reporting import plots
-
-    tracking.log_metrics(run_id, tracking.flat_metrics(summary))
-    tracking.log_artifact(run_id, TRAIN_HISTORY)
-    tracking.log_figure(run_id, plots.history_figure(fitted[0].history), "loss_curves.png")
-    for run in fitted:
-        child = tracking.child_run(run_id, f"seed-{run.seed}", "train")
-        tracking.log_params(child, {"seed": run.seed})
-        tracking.log_history(child, run.history)
-        final = {
-            **{f"train_{k}": v for k, v in run.train_scores.items()},
-            **{f"dev_{k}": v for k, v in run.dev_scores.items()},
-        }
-        if run.best_epoch is not None:
-            final["best_epoch"] = run.best_epoch
-        tracking.log_metrics(child, final)
-        tracking.tag_weights(child, seed_dir(MODEL_DIR, run.seed))
-        tracking.end_run(child)
 
 
 def main() -> None:
@@ -105,13 +56,7 @@ def main() -> None:
     progress = resolve_progress(params.progress)
     fitted = [
         fit_and_score(
-            params,
-            schema,
-            seed,
-            train,
-            dev,
-            checkpoint=checkpoint_path(params, seed),
-            progress=progress,
+            params, schema, seed, train, dev, checkpoint_path(params, seed), progress=progress
         )
         for seed in params.seeds
     ]
@@ -130,17 +75,15 @@ def main() -> None:
     shutil.rmtree(CHECKPOINT_DIR, ignore_errors=True)  # outputs are complete: nothing to resume
 
     from reprotrain import tracking
+    from reprotrain.tracking import stage_logs
 
-    with tracking.stage_run(
-        "train", {"base": base.model_dump(), "train": params.model_dump()}
-    ) as run:
-        log_to_mlflow(run.info.run_id, summary, fitted)
-        if lineage is not None:
-            tracking.log_init_from(run.info.run_id, lineage)
+    logged = {"base": base.model_dump(), "train": params.model_dump()}
+    with tracking.stage_run("train", logged) as run:
+        stage_logs.log_train(run.info.run_id, summary, fitted)
         tracking.log_split_inputs(schema, {split: SPLIT_FILES[split] for split in ("train", "dev")})
         tracking.log_artifact(run.info.run_id, LEARNING_CURVE)
-        example = datasets.example_frame(SPLIT_FILES["train"], schema)
-        tracking.log_model(seed_dir(MODEL_DIR, fitted[0].seed), schema, example)
+        model_dir = seed_dir(MODEL_DIR, fitted[0].seed)
+        stage_logs.log_trained_model(run.info.run_id, model_dir, schema, lineage)
     primary = metrics.PRIMARY[task]
     log.info(
         "dev %s: model %.4f ± %.4f, baseline %.4f",

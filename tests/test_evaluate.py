@@ -10,8 +10,9 @@ import pytest
 import repo_params
 
 from reprotrain.config.errors import UserError
+from reprotrain.evaluation import summary as evaluation
+from reprotrain.tracking import stage_logs
 from reprotrain.training import learning_curve
-from stages import evaluate
 
 
 def _train(dev: float) -> dict:
@@ -34,14 +35,14 @@ def _tune(dev: float) -> dict:
     ],
 )
 def test_select_uses_dev_scores_only(trained: float, tuned: float, selected: str) -> None:
-    choice, reason = evaluate.select(_train(trained), _tune(tuned), "accuracy")
+    choice, reason = evaluation.select(_train(trained), _tune(tuned), "accuracy")
     assert choice == selected
     assert reason.startswith("dev accuracy")
 
 
 def test_verdicts_judge_both_models_against_the_baseline() -> None:
     params = repo_params.parse("evaluate", {})
-    fit = evaluate.all_verdicts(_train(0.8), _tune(0.98), "accuracy", params)
+    fit = evaluation.all_verdicts(_train(0.8), _tune(0.98), "accuracy", params)
     assert fit["model"]["verdict"] == "overfitting"  # train 1.0 vs dev 0.8
     assert fit["tuned"]["verdict"] == "good fit"
 
@@ -56,14 +57,14 @@ def test_summarize_scores_each_seed_and_their_mean() -> None:
         "seed-1": (y_true - 0.3, None),
         "tuned": (y_true, None),
     }
-    test = evaluate.summarize({"task": "regression"}, y_true, predictions, params, seed=0)
+    test = evaluation.scores_on_test({"task": "regression"}, y_true, predictions, params, seed=0)
     assert set(test["model"]["seeds"]) == {"seed-0", "seed-1"}
     assert test["tuned"]["rmse"] == {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}
     seed_mae = [test["model"]["seeds"][s]["mae"]["value"] for s in ("seed-0", "seed-1")]
     assert test["model"]["mean"]["mae"]["mean"] == pytest.approx(np.mean(seed_mae))
     assert test["model"]["mean"]["mae"]["std"] == pytest.approx(np.std(seed_mae, ddof=1))
 
-    flat = evaluate.flat_scores(test)
+    flat = stage_logs.flat_scores(test)
     assert flat["test_tuned_rmse"] == 0.0 and "test_tuned_rmse_ci_low" in flat
     assert "test_seed-1_mae" in flat and "test_model_mae_std" in flat
 
@@ -72,13 +73,13 @@ def test_model_dirs_order_seeds_numerically(workdir) -> None:
     root = workdir({})
     for seed in (10, 2):
         (root / "models" / "model" / f"seed-{seed}").mkdir(parents=True)
-    assert list(evaluate.model_dirs()) == ["baseline", "seed-2", "seed-10", "tuned"]
+    assert list(evaluation.model_dirs()) == ["baseline", "seed-2", "seed-10", "tuned"]
 
 
 def test_a_curve_turned_off_reads_as_no_rows(tmp_path: Path) -> None:
     path = tmp_path / "learning_curve.csv"
     pd.DataFrame([], columns=learning_curve.COLUMNS).to_csv(path, index=False)
-    assert evaluate.read_curve(path) == []
+    assert evaluation.read_curve(path) == []
 
 
 @pytest.mark.parametrize(

@@ -20,9 +20,15 @@ from reprotrain import tracking
 from reprotrain.config.paths import SPLIT_FILES
 from reprotrain.data import datasets
 from reprotrain.data.features import fit_preprocessor
-from reprotrain.models.model import build_baseline, build_model, load_model, save_model
+from reprotrain.evaluation import summary as evaluation
+from reprotrain.models.model import (
+    build_baseline,
+    build_model,
+    load_model,
+    predict_rows,
+    save_model,
+)
 from reprotrain.tracking import registry
-from stages import evaluate
 
 
 @pytest.fixture
@@ -53,9 +59,9 @@ def _summary(workspace: dict, name: str) -> dict:
     """The parts of evaluate.json that registration reads, for model `name` as the winner."""
     test, schema = workspace["test"], workspace["schema"]
     boot = repo_params.parse("evaluate", {"bootstrap": {"n_resamples": 200}}).bootstrap
-    prediction = evaluate.predict(load_model(workspace["dirs"][name]), test)
+    prediction = predict_rows(load_model(workspace["dirs"][name]), test)
     y_true = datasets.encode_target(test, schema)
-    scores = evaluate.scored("classification", y_true, prediction, boot, seed=0)
+    scores = evaluation.scored("classification", y_true, prediction, boot, seed=0)
     return {
         "primary_metric": "accuracy",
         "selected": {"model": "tuned", "reason": "test", "path": "models/tuned"},

@@ -6,9 +6,9 @@ import numpy as np
 import repo_params
 
 from reprotrain import metrics
+from reprotrain.evaluation import summary as evaluation
 from reprotrain.evaluation import verdicts
 from reprotrain.reporting import report
-from stages import evaluate
 
 
 def _summary(task: str) -> dict:
@@ -35,14 +35,14 @@ def _summary(task: str) -> dict:
         "n_test": 60,
         "primary_metric": primary,
         "bootstrap": {"n_resamples": 200, "confidence": 0.95, "seed": 0},
-        "test": evaluate.summarize(schema, y_true, predictions, params, seed=0),
+        "test": evaluation.scores_on_test(schema, y_true, predictions, params, seed=0),
         "selected": {"model": "model", "reason": "dev wins", "path": "models/model/seed-0"},
         "fit": {"model": fit, "tuned": fit},
         "baseline_dev": 0.5,
         "learning_curve": verdicts.more_data_verdict([], 0.01),
     }
     if task == "classification":
-        summary["per_class"] = evaluate.per_class(
+        summary["per_class"] = evaluation.per_class(
             y_true, good[0], schema["classes"], params.bootstrap, 0
         )
     return summary

@@ -15,7 +15,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from reprotrain.config.errors import UserError, run_stage
@@ -81,19 +80,6 @@ def check_unseen(unseen: dict[str, list], where: str, strict: bool) -> None:
         )
 
 
-def predictions(model: Any, schema: dict[str, Any], features: np.ndarray) -> pd.DataFrame:
-    """`prediction` (a class label or a value) and, for classification, `proba_<class>`."""
-    predicted = model.predict(features)
-    if schema["task"] != "classification":
-        return pd.DataFrame({"prediction": np.asarray(predicted, dtype=np.float64)})
-    classes = schema["classes"]
-    frame = pd.DataFrame({"prediction": [classes[int(index)] for index in predicted]})
-    proba = model.predict_proba(features)
-    for position, label in enumerate(classes):
-        frame[f"proba_{label}"] = proba[:, position]
-    return frame
-
-
 def write(path: Path, frame: pd.DataFrame) -> None:
     if path.suffix.lower() == ".csv":
         io.write_csv(path, frame)
@@ -103,7 +89,7 @@ def write(path: Path, frame: pd.DataFrame) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from reprotrain.models.model import load_model
+    from reprotrain.models.model import load_model, predictions_frame
 
     model = load_model(args.model)
     schema = model.preprocessor.schema
@@ -117,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     check_columns(frame, schema, where)
     converted, unseen = model.preprocessor.check(frame, where)
     check_unseen(unseen, where, args.strict)
-    result = predictions(model, schema, model.preprocessor.transform(converted, where))
+    result = predictions_frame(model, schema, converted, where)
     write(args.output, result)
     print(f"wrote {len(result)} predictions to {args.output}")
 

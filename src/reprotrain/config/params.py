@@ -464,6 +464,27 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def flatten(nested: dict[str, Any], sep: str = ".", lists: bool = False) -> dict[str, Any]:
+    """Leaves of nested mappings keyed by their path: {'optim': {'lr': 0.1}} gives
+    {'optim.lr': 0.1}; an empty mapping is a leaf; with `lists`, so is each list item
+    ('sizes[0]'), else a list is one leaf."""
+    flat: dict[str, Any] = {}
+
+    def visit(name: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key, item in value.items():
+                visit(f"{name}{sep}{key}", item)
+        elif isinstance(value, list) and value and lists:
+            for index, item in enumerate(value):
+                visit(f"{name}[{index}]", item)
+        else:
+            flat[name] = value
+
+    for key, value in nested.items():
+        visit(str(key), value)
+    return flat
+
+
 def parse_section(name: str, raw: Any, source: str = "params.yaml") -> Section:
     """Validate one section's raw mapping into its typed object."""
     model = SECTIONS[name]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from reprotrain.config.errors import UserError
 from reprotrain.config.params import TORCH_MODELS
@@ -83,6 +84,29 @@ def load_model(directory: Path) -> Any:
         model = SklearnModel.load(directory, config)
     model.preprocessor = load_preprocessor(directory)
     return model
+
+
+def predict_rows(
+    model: Any, rows: pd.DataFrame, where: str = "input"
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A loaded model on raw rows, through its own preprocessor: predicted class indices or
+    values, and class probabilities (None for regression)."""
+    features = model.preprocessor.transform(rows, where)
+    return model.predict(features), model.predict_proba(features)
+
+
+def predictions_frame(
+    model: Any, schema: dict[str, Any], rows: pd.DataFrame, where: str = "input"
+) -> pd.DataFrame:
+    """`prediction` (a class label or a value) and, for classification, `proba_<class>`."""
+    predicted, proba = predict_rows(model, rows, where)
+    if schema["task"] != "classification":
+        return pd.DataFrame({"prediction": np.asarray(predicted, dtype=np.float64)})
+    classes = schema["classes"]
+    frame = pd.DataFrame({"prediction": [classes[int(index)] for index in predicted]})
+    for position, label in enumerate(classes):
+        frame[f"proba_{label}"] = proba[:, position]
+    return frame
 
 
 def _full_proba(proba: np.ndarray, seen: np.ndarray, n_classes: int) -> np.ndarray:

@@ -28,6 +28,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema
 
+from reprotrain import config
+
 log = logging.getLogger(__name__)
 
 EXPERIMENT = "reprotrain"
@@ -96,28 +98,18 @@ def run_tags(stage: str) -> dict[str, str]:
     return tags
 
 
-def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested params as {'train.optim.lr': '0.001'}."""
-    flat: dict[str, str] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = str(value)
-    return flat
+def flatten(params: dict[str, Any]) -> dict[str, str]:
+    """Nested params as MLflow params: {'train.optim.lr': '0.001'}."""
+    return {name: str(value) for name, value in config.flatten(params).items()}
 
 
-def flat_metrics(summary: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """Numeric leaves of a nested summary as {'model_dev_accuracy_mean': 0.97}."""
-    flat: dict[str, float] = {}
-    for key, value in summary.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flat_metrics(value, f"{name}_"))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            flat[name] = float(value)
-    return flat
+def flat_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """Numeric leaves of a nested summary as MLflow metrics: {'model_dev_accuracy_mean': 0.97}."""
+    return {
+        name: float(value)
+        for name, value in config.flatten(summary, "_").items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
 
 
 @contextlib.contextmanager

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import numpy as np
 from reprotrain import config, metrics
 from reprotrain.config import BaseParams, FeaturesParams, TrainParams
 from reprotrain.config.errors import UserError
-from reprotrain.config.paths import SPLIT_FILES
+from reprotrain.config.paths import CHECKPOINT_DIR, SPLIT_FILES
 from reprotrain.data import datasets
 from reprotrain.data.features import CHUNK_ROWS, Preprocessor, fit_preprocessor
 from reprotrain.data.tables import read_batches, read_frame, row_count
@@ -113,13 +115,18 @@ def resample(train: Arrays, strategy: str, seed: int) -> Arrays:
     return features[chosen], labels[chosen]
 
 
-def fingerprint(params: TrainParams, seed: int, train: Arrays, dev: Arrays) -> str:
-    """Identifies a training run: a checkpoint resumes only the run it was made for."""
-    digest = hashlib.sha256(params.model_dump_json().encode())
-    digest.update(str(seed).encode())
-    for array in (*train, *dev):
+def fingerprint(recipe: dict[str, Any], arrays: Iterable[np.ndarray]) -> str:
+    """sha256 of a recipe (as JSON, keys sorted) and of the arrays it runs on: what a
+    checkpoint (a training run) or a study (its trials) belongs to."""
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode())
+    for array in arrays:
         digest.update(np.ascontiguousarray(array).data)  # the buffer itself: no copy
     return digest.hexdigest()
+
+
+def checkpoint_path(params: TrainParams, seed: int) -> Path | None:
+    """Where a seed's run checkpoints its epochs (`train.checkpoint`), so a killed run resumes."""
+    return CHECKPOINT_DIR / f"seed-{seed}.pt" if params.checkpoint else None
 
 
 def fit_and_score(
@@ -147,7 +154,7 @@ def fit_and_score(
             dev,
             on_epoch=on_epoch,
             checkpoint=checkpoint,
-            fingerprint=fingerprint(params, seed, train, dev),
+            fingerprint=fingerprint({"train": params.model_dump(), "seed": seed}, (*train, *dev)),
             image_shape=schema.get("image_shape"),
             progress=progress,
         )
@@ -169,3 +176,26 @@ def fit_and_score(
         best_epoch=getattr(model, "best_epoch", None),
         dev_recall=dev_recall,
     )
+
+
+def summarize(task: str, baseline: dict[str, Any], fitted: list[Fitted]) -> dict[str, Any]:
+    """train.json: baseline and model scores on train and dev, per seed and mean ± std."""
+    per_seed = {
+        str(run.seed): {
+            "train": run.train_scores,
+            "dev": run.dev_scores,
+            "best_epoch": run.best_epoch,
+            "dev_recall_per_class": run.dev_recall,
+        }
+        for run in fitted
+    }
+    return {
+        "task": task,
+        "primary_metric": metrics.PRIMARY[task],
+        "baseline": baseline,
+        "model": {
+            "seeds": per_seed,
+            "train": metrics.summarize_seeds([run.train_scores for run in fitted]),
+            "dev": metrics.summarize_seeds([run.dev_scores for run in fitted]),
+        },
+    }

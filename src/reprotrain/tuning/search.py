@@ -5,7 +5,6 @@ Running trials against the study (budget, locking, heartbeats) lives in stages/t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -23,6 +22,7 @@ import optuna
 from reprotrain import config, metrics
 from reprotrain.config import SpaceParam, TrainParams, TuneParams
 from reprotrain.config.errors import UserError
+from reprotrain.training import fitting
 
 log = logging.getLogger(__name__)
 
@@ -419,7 +419,6 @@ def fingerprint(
     Budget, timeout, parallelism and pruning may change between runs of one study; these
     may not, or trials of different searches would mix.
     """
-    digest = hashlib.sha256()
     recipe = {
         "space": {key: spec.model_dump() for key, spec in params.space.items()},
         "method": params.method,
@@ -427,10 +426,7 @@ def fingerprint(
         "objective": [objective.metric, objective.direction],
         "train": train_params.model_dump(),
     }
-    digest.update(json.dumps(recipe, sort_keys=True, default=str).encode())
-    for array in (*train, *dev):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()[:16]
+    return fitting.fingerprint(recipe, (*train, *dev))[:16]
 
 
 def check_fingerprint(study: optuna.Study, expected: str, claim: bool) -> None:

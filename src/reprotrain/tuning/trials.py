@@ -142,6 +142,14 @@ def fail_stale(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
+def ask(study: optuna.Study) -> optuna.Trial:
+    """study.ask(), minus Optuna's warning that heartbeats belong to Study.optimize: this
+    module sends them itself (`heartbeat`)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+        return study.ask()
+
+
 def run_one(
     study: optuna.Study,
     trial: optuna.Trial,
@@ -202,7 +210,7 @@ def run_trials(
                 fail_stale(study)
                 trials = study.get_trials(deepcopy=False)
                 action = next_action(trials, budget, time.monotonic() - started, wait)
-                trial = study.ask() if action == "ask" else None
+                trial = ask(study) if action == "ask" else None
             if action == "stop":
                 return
             if trial is None:

@@ -1,0 +1,147 @@
+"""evaluate.json: every model's test scores with bootstrap intervals, the model chosen
+(by dev, never by test), the fit and learning-curve verdicts, per-class scores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reprotrain import metrics
+from reprotrain.config import BootstrapParams, EvaluateParams
+from reprotrain.config.paths import BASELINE_DIR, MODEL_DIR, TUNED_DIR
+from reprotrain.evaluation import bootstrap, verdicts
+
+Prediction = tuple[np.ndarray, np.ndarray | None]  # labels or values, class probabilities
+
+
+def seed_dirs(root: Path) -> list[Path]:
+    return sorted(root.glob("seed-*"), key=lambda path: int(path.name.split("-")[1]))
+
+
+def model_dirs() -> dict[str, Path]:
+    """Every model to score: baseline, each trained seed, tuned."""
+    seeds = {path.name: path for path in seed_dirs(MODEL_DIR)}
+    return {"baseline": BASELINE_DIR, **seeds, "tuned": TUNED_DIR}
+
+
+def read_curve(path: Path) -> list[dict[str, float]]:
+    """The learning curve written by `train` (no rows when it is turned off)."""
+    return pd.read_csv(path).to_dict("records")
+
+
+def select(train_summary: dict, tune_summary: dict, primary: str) -> tuple[str, str]:
+    """The model to report: the higher mean dev score wins (ties go to the trained model)."""
+    trained_dev = train_summary["model"]["dev"][primary]["mean"]
+    tuned_dev = tune_summary["best_model"]["dev"][primary]
+    if tuned_dev > trained_dev:
+        return "tuned", f"dev {primary} {tuned_dev:.4f} (tuned) > {trained_dev:.4f} (trained)"
+    return "model", f"dev {primary} {trained_dev:.4f} (trained) >= {tuned_dev:.4f} (tuned)"
+
+
+def all_verdicts(
+    train_summary: dict, tune_summary: dict, primary: str, params: EvaluateParams
+) -> dict[str, dict[str, str]]:
+    """Over- or under-fitting of the trained model (seed mean) and of the tuned one."""
+    baseline_dev = train_summary["baseline"]["dev"][primary]
+    model = train_summary["model"]
+    tuned = tune_summary["best_model"]
+    scores = {
+        "model": (model["train"][primary]["mean"], model["dev"][primary]["mean"]),
+        "tuned": (tuned["train"][primary], tuned["dev"][primary]),
+    }
+    return {
+        name: verdicts.fit_verdict(
+            train, dev, baseline_dev, params.overfit_gap, params.underfit_skill
+        )
+        for name, (train, dev) in scores.items()
+    }
+
+
+def scored(
+    task: str, y_true: np.ndarray, prediction: Prediction, boot: BootstrapParams, seed: int
+) -> dict[str, dict[str, float]]:
+    """Every test score of one model with its bootstrap interval."""
+    y_pred, proba = prediction
+    points = metrics.evaluation_scores(task, y_true, y_pred, proba)
+    intervals = bootstrap.intervals(
+        task, y_true, y_pred, proba, boot.n_resamples, boot.confidence, seed
+    )
+    return {
+        name: metrics.with_interval(value, intervals.get(name)) for name, value in points.items()
+    }
+
+
+def per_class(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: list, boot: BootstrapParams, seed: int
+) -> dict[str, dict[str, Any]]:
+    """Precision and recall per class with intervals, and the class's test rows."""
+    points = metrics.per_class_scores(y_true, y_pred, classes)
+    intervals = bootstrap.per_class_intervals(
+        y_true, y_pred, len(classes), boot.n_resamples, boot.confidence, seed
+    )
+    return {
+        label: {
+            "support": row["support"],
+            **{
+                name: metrics.with_interval(row[name], intervals[name][index])
+                for name in ("precision", "recall")
+            },
+        }
+        for index, (label, row) in enumerate(points.items())
+    }
+
+
+def scores_on_test(
+    schema: dict,
+    y_true: np.ndarray,
+    predictions: dict[str, Prediction],
+    params: EvaluateParams,
+    seed: int,
+) -> dict[str, dict]:
+    """Test scores of every model: baseline, trained (per seed and mean ± std), tuned."""
+    task, boot = schema["task"], params.bootstrap
+    test = {name: scored(task, y_true, pred, boot, seed) for name, pred in predictions.items()}
+    seeds = {name: scores for name, scores in test.items() if name.startswith("seed-")}
+    values = [{k: v["value"] for k, v in scores.items()} for scores in seeds.values()]
+    return {
+        "baseline": test["baseline"],
+        "model": {"seeds": seeds, "mean": metrics.summarize_seeds(values)},
+        "tuned": test["tuned"],
+    }
+
+
+def summarize(
+    schema: dict[str, Any],
+    params: EvaluateParams,
+    seed: int,
+    y_true: np.ndarray,
+    predictions: dict[str, Prediction],
+    dirs: dict[str, Path],
+    train_summary: dict[str, Any],
+    tune_summary: dict[str, Any],
+    curve: list[dict[str, float]],
+) -> tuple[dict[str, Any], str]:
+    """(evaluate.json, the name of the model it selects: 'tuned' or the first seed's)."""
+    task, primary = schema["task"], metrics.PRIMARY[schema["task"]]
+    selected, reason = select(train_summary, tune_summary, primary)
+    winner = "tuned" if selected == "tuned" else next(n for n in dirs if n.startswith("seed-"))
+    summary = {
+        "source": schema["source"],
+        "task": task,
+        "n_test": len(y_true),
+        "primary_metric": primary,
+        "bootstrap": {**params.bootstrap.model_dump(), "seed": seed},
+        "test": scores_on_test(schema, y_true, predictions, params, seed),
+        "selected": {"model": selected, "reason": reason, "path": str(dirs[winner])},
+        "fit": all_verdicts(train_summary, tune_summary, primary, params),
+        "baseline_dev": train_summary["baseline"]["dev"][primary],
+        "learning_curve": verdicts.more_data_verdict(curve, params.more_data_gain),
+    }
+    if task == "classification":
+        y_pred = predictions[winner][0]
+        summary["per_class"] = per_class(y_true, y_pred, schema["classes"], params.bootstrap, seed)
+    return summary, winner

@@ -1,0 +1,198 @@
+"""What each stage logs to MLflow, beyond its params: train's seeds, tune's trials and
+study, evaluate's test scores. Stages call these after writing their outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from reprotrain.config import BaseParams, EvaluateParams, flatten
+from reprotrain.config.errors import UserError
+from reprotrain.config.paths import (
+    EVALUATE_METRICS,
+    MODEL_DIR,
+    PLOTS_DIR,
+    REPORT,
+    SPLIT_FILES,
+    TRAIN_HISTORY,
+    TUNE_METRICS,
+    TUNE_TRIALS,
+    seed_dir,
+)
+from reprotrain.data import datasets
+from reprotrain.reporting import plots
+from reprotrain.tracking import registry, runs
+from reprotrain.tuning import search as tuning
+
+log = logging.getLogger(__name__)
+
+RUN_ATTR = "mlflow_run_id"  # trial attr: the trial's nested run
+RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+ERROR_CHARS = 500  # of a failed trial's error, in its run's tags
+
+
+def log_train(run_id: str, summary: dict[str, Any], fitted: list[Any]) -> None:
+    """Summary metrics on the stage run; each seed's epochs in a nested run."""
+    runs.log_metrics(run_id, runs.flat_metrics(summary))
+    runs.log_artifact(run_id, TRAIN_HISTORY)
+    runs.log_figure(run_id, plots.history_figure(fitted[0].history), "loss_curves.png")
+    for run in fitted:
+        child = runs.child_run(run_id, f"seed-{run.seed}", "train")
+        runs.log_params(child, {"seed": run.seed})
+        runs.log_history(child, run.history)
+        final = {
+            **{f"train_{k}": v for k, v in run.train_scores.items()},
+            **{f"dev_{k}": v for k, v in run.dev_scores.items()},
+        }
+        if run.best_epoch is not None:
+            final["best_epoch"] = run.best_epoch
+        runs.log_metrics(child, final)
+        runs.tag_weights(child, seed_dir(MODEL_DIR, run.seed))
+        runs.end_run(child)
+
+
+def log_trained_model(run_id: str, model_dir: Path, schema: dict[str, Any], lineage: Any) -> None:
+    """The stage's model (with an input example) and where its weights started from."""
+    if lineage is not None:
+        runs.log_init_from(run_id, lineage)
+    example = datasets.example_frame(SPLIT_FILES["train"], schema)
+    runs.log_model(model_dir, schema, example)
+
+
+def worker_name() -> str:
+    """host:pid of the process running a trial (tagged on its nested run)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class TrialRuns:
+    """Each trial as a run nested under the coordinator's stage run (tuning's observer)."""
+
+    def __init__(self, parent_run_id: str):
+        self.parent_run_id = parent_run_id
+        self.run_ids: dict[int, str] = {}  # trial number -> its run
+
+    @classmethod
+    def joining(cls, parent_run_id: str) -> TrialRuns:
+        """A worker's: the coordinator's run must be in this process's MLflow store."""
+        runs.setup()
+        if runs.run_status(parent_run_id) is None:
+            raise UserError(
+                f"MLFLOW_TRACKING_URI: the coordinator's run {parent_run_id} is not in "
+                f"{runs.tracking_uri()}; point every worker at the coordinator's MLflow store"
+            )
+        return cls(parent_run_id)
+
+    def started(self, trial: optuna.Trial, overrides: dict[str, Any]) -> None:
+        run_id = runs.child_run(
+            self.parent_run_id, f"trial-{trial.number}", "tune", {"worker": worker_name()}
+        )
+        trial.set_user_attr(RUN_ATTR, run_id)  # for close_lost_runs, in whichever process
+        self.run_ids[trial.number] = run_id
+        runs.log_params(run_id, {"trial": trial.number, **overrides})
+
+    def ended(
+        self,
+        trial: optuna.Trial,
+        state: str,
+        history: list[dict[str, float]],
+        final: dict[str, float],
+        error: str | None = None,
+    ) -> None:
+        run_id = self.run_ids.pop(trial.number)
+        runs.log_history(run_id, history)
+        runs.log_metrics(run_id, final)
+        runs.set_tags(run_id, {"state": state, **({"error": error[:ERROR_CHARS]} if error else {})})
+        runs.end_run(run_id, RUN_STATUS[state])
+
+
+def close_lost_runs(study: optuna.Study) -> None:
+    """Nested runs of trials whose worker died are left RUNNING: mark them failed."""
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+        run_id = trial.user_attrs.get(RUN_ATTR)
+        if run_id and runs.run_status(run_id) == "RUNNING":
+            runs.set_tags(run_id, {"state": "failed", "error": "worker lost"})
+            runs.end_run(run_id, "FAILED")
+
+
+def log_study(run_id: str, study: optuna.Study, summary: dict[str, Any], seed: int) -> None:
+    """The parent run: best params and score, counts, history and importance plots."""
+    counts = {f"trials_{state}": n for state, n in summary["trial_states"].items()}
+    scores = {key: summary[key] for key in ("best_dev_score", "n_trials", "best_model")}
+    runs.log_metrics(run_id, runs.flat_metrics(scores) | counts)
+    runs.log_params(run_id, {"best": summary["best_params"]})
+    runs.set_tags(run_id, {"best_trial": summary["best_trial"]})
+    runs.log_artifact(run_id, TUNE_METRICS)
+    runs.log_artifact(run_id, TUNE_TRIALS)
+    rows = [
+        {"trial": t.number, "state": tuning.state_name(t), "value": _last_value(t)}
+        for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    ]
+    figure = plots.study_history_figure(rows, summary["metric"], summary["direction"])
+    runs.log_figure(run_id, figure, "optimization_history.png")
+    importances, reason = tuning.param_importances(study, seed)
+    if importances is None:
+        log.info("no parameter importance plot: %s", reason)
+        runs.set_tags(run_id, {"param_importance": f"skipped: {reason}"})
+        return
+    runs.log_metrics(run_id, {f"importance.{k}": v for k, v in importances.items()})
+    runs.log_figure(run_id, plots.importance_figure(importances), "param_importances.png")
+
+
+def _last_value(trial: optuna.trial.FrozenTrial) -> float | None:
+    if trial.value is not None:
+        return trial.value
+    if trial.intermediate_values:
+        return trial.intermediate_values[max(trial.intermediate_values)]
+    return None
+
+
+def flat_scores(test: dict[str, Any]) -> dict[str, float]:
+    """MLflow metric names: test_tuned_accuracy, test_tuned_accuracy_ci_low, ..."""
+    flat: dict[str, float] = {}
+    for model in ("baseline", "tuned"):
+        for key, value in flatten(test[model], "_").items():
+            flat[f"test_{model}_{key}".removesuffix("_value")] = value
+    for seed, scores in test["model"]["seeds"].items():
+        flat |= {f"test_{seed}_{metric}": score["value"] for metric, score in scores.items()}
+    flat |= {f"test_model_{key}": v for key, v in flatten(test["model"]["mean"], "_").items()}
+    return flat
+
+
+def log_evaluation(
+    base: BaseParams,
+    params: EvaluateParams,
+    schema: dict[str, Any],
+    summary: dict[str, Any],
+    test_frame: Any,
+    winner_dir: Path,
+) -> None:
+    """The evaluate run: test input, scores, verdict tags, plots, report; then the registry."""
+    logged = {"base": {"seed": base.seed}, "evaluate": params.model_dump()}
+    with runs.stage_run("evaluate", logged) as run:
+        run_id = run.info.run_id
+        runs.log_split_inputs(schema, {"test": SPLIT_FILES["test"]})
+        runs.log_metrics(run_id, flat_scores(summary["test"]))
+        selected = summary["selected"]["model"]
+        runs.set_tags(
+            run_id,
+            {
+                "fit_verdict": summary["fit"][selected]["verdict"],
+                "fit_remedy": summary["fit"][selected]["remedy"],
+                "learning_curve": summary["learning_curve"]["verdict"],
+                "selected_model": selected,
+            },
+        )
+        runs.log_artifact(run_id, EVALUATE_METRICS)
+        runs.log_artifact(run_id, REPORT)
+        for path in sorted(PLOTS_DIR.iterdir()):  # PNGs at the top, tables under plots/
+            runs.log_artifact(run_id, path, None if path.suffix == ".png" else "plots")
+        if params.registry.enabled:
+            registry.register_winner(
+                run_id, params.registry, schema, summary, test_frame, winner_dir
+            )
