@@ -32,7 +32,7 @@ lint: $(STAMP)  ## ruff, the import layers and cycles (import-linter), mypy over
 	@echo "mypy: not yet (issue 12, in progress)"
 
 check: $(STAMP) lint  ## the fast lane: lint + unit tests (no dvc repro, no browser)
-	$(BIN)/pytest -q -m "not e2e and not ui"
+	$(BIN)/pytest -q -m "not e2e and not ui and not slow"
 
 test: $(STAMP) lint  ## lint + the whole test suite, end-to-end dvc repro runs included (what CI runs)
 	$(BIN)/pytest -q -m "not ui"

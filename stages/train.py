@@ -56,7 +56,13 @@ def main() -> None:
     progress = resolve_progress(params.progress)
     fitted = [
         fit_and_score(
-            params, schema, seed, train, dev, checkpoint_path(params, seed), progress=progress
+            params,
+            schema,
+            seed,
+            train,
+            dev,
+            checkpoint=checkpoint_path(params, seed),
+            progress=progress,
         )
         for seed in params.seeds
     ]

@@ -214,6 +214,34 @@ def test_schedules_lower_the_learning_rate(kind):
     assert optimizer.param_groups[0]["lr"] < 0.1
 
 
+def _sgd_fit(schedule: str, epochs: int = 4) -> list[dict[str, float]]:
+    """torch_loop.fit of a linear model by plain SGD (no momentum), one schedule."""
+    torch.manual_seed(0)
+    features = torch.randn(256, 4)
+    targets = features @ torch.tensor([1.0, -2.0, 0.5, 0.0]) + 0.1 * torch.randn(256)
+    optim = repo_params.optim(optimizer="sgd", lr=0.05, momentum=0.0, weight_decay=0.0)
+    loop = training.LoopConfig(
+        optim=optim.model_copy(update={"epochs": epochs, "batch_size": 32}),
+        stopping=repo_params.early_stopping(patience=epochs),
+        schedule=repo_params.schedule(kind=schedule, step_size=1, gamma=1e-6),
+    )
+    net = torch.nn.Sequential(torch.nn.Linear(4, 1), torch.nn.Flatten(0))
+    data = (features, targets)
+    result = training.fit(
+        net, torch.nn.MSELoss(), lambda o, t: 0.0, data, data, loop, torch.Generator()
+    )
+    return result.history
+
+
+def test_a_step_schedule_stops_the_updates_fit_makes():
+    """gamma ~ 0 after epoch 1: the weights, so the losses, stop moving (not without it)."""
+    plain = [row["train_loss"] for row in _sgd_fit("none")]
+    stepped = [row["train_loss"] for row in _sgd_fit("step")]
+    assert stepped[0] == plain[0]  # epoch 1 runs at the full lr either way
+    assert abs(plain[3] - plain[2]) > 1e-3
+    assert abs(stepped[3] - stepped[2]) < 1e-6
+
+
 def test_no_schedule_is_none():
     net = torch.nn.Linear(2, 1)
     optimizer = training.make_optimizer(net, repo_params.optim())
@@ -232,6 +260,42 @@ def test_optimizers_and_clipping_train(optimizer, blobs):
         }
     )
     assert fit_and_score(params, schema, 0, train, dev).dev_scores["accuracy"] > 0.6
+
+
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_grad_clip_bounds_every_update(clip):
+    """One full batch, SGD at lr 1: the update is the (clipped) gradient itself."""
+    torch.manual_seed(0)
+    features = torch.randn(64, 4)
+    data = (features, 1000 + features.sum(1))  # far-off targets: a huge gradient
+    net = torch.nn.Sequential(torch.nn.Linear(4, 1), torch.nn.Flatten(0))
+    optim = repo_params.optim(
+        optimizer="sgd", lr=1.0, momentum=0.0, weight_decay=0.0, batch_size=64, grad_clip=clip
+    )
+    loop = training.LoopConfig(
+        optim=optim, stopping=repo_params.early_stopping(), schedule=repo_params.schedule()
+    )
+    before = torch.nn.utils.parameters_to_vector(net.parameters()).detach().clone()
+    training.train_epoch(
+        net, torch.nn.MSELoss(), training.make_optimizer(net, optim), data, loop, torch.Generator()
+    )
+    after = torch.nn.utils.parameters_to_vector(net.parameters()).detach()
+    step = float((after - before).norm())
+    if clip is None:
+        assert step > 100  # what clipping has to bound
+    else:
+        assert step == pytest.approx(clip, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_train_compile_trains_as_eager_does(blobs):
+    """train.compile: the network runs through torch.compile (about 30 s to compile)."""
+    schema, train, dev = blobs
+    # no dropout: compiled code draws its random masks differently
+    params = {"optim.epochs": 2, "mlp.hidden_sizes": [16], "mlp.dropout": 0.0}
+    eager = fit_and_score(train_params(**params), schema, 0, train, dev)
+    compiled = fit_and_score(train_params(**params, compile=True), schema, 0, train, dev)
+    assert compiled.history == [pytest.approx(row, rel=1e-4) for row in eager.history]
 
 
 def test_l1_penalty_shrinks_weights(blobs):

@@ -242,6 +242,7 @@ class TrainParams(Section):
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
     device: Literal["auto", "cpu", "cuda", "mps"]
     mixed_precision: bool  # bfloat16 autocast, on CUDA only
+    compile: bool  # torch.compile the network for training (torch models)
     progress: Literal["auto", "bar", "log", "off"]  # auto: bar on a terminal
     checkpoint: bool  # per-epoch checkpoints; a killed run resumes from the last
     imbalance: Literal["none", "class_weight", "oversample", "undersample"]

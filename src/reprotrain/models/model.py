@@ -353,6 +353,7 @@ class TorchModel:
             schedule=params.schedule,
             augment=augment,
             mixed_precision=params.mixed_precision,
+            compile=params.compile,
             progress=progress,
             checkpoint=checkpoint,
             fingerprint=fingerprint,

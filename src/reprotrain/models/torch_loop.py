@@ -103,6 +103,7 @@ class LoopConfig:
     schedule: ScheduleParams
     augment: AugmentFn | None = None
     mixed_precision: bool = False  # bfloat16 autocast; only used on CUDA
+    compile: bool = False  # train and score through torch.compile(net); weights stay net's
     progress: str = "off"  # bar | log | off
     checkpoint: Path | None = None  # resume from / save to this file every epoch
     fingerprint: str = ""  # a checkpoint made for other params or data is ignored
@@ -407,15 +408,18 @@ def fit(
         log.info("resuming from checkpoint %s at epoch %d", loop.checkpoint, state.epoch)
     resumed_from = state.epoch
 
+    # A compiled module shares net's parameters: the optimizer, state dicts and checkpoints
+    # keep using net itself.
+    forward = torch.compile(net) if loop.compile else net
     progress = Progress(loop.progress, optim.epochs, state.epoch)
     for epoch in range(state.epoch + 1, optim.epochs + 1):
         if state.done:
             break
         frozen = _freeze_for(epoch, net, loop, state, stopper)
         train_loss, outputs, targets = train_epoch(
-            net, loss_fn, optimizer, train, loop, generator, frozen
+            forward, loss_fn, optimizer, train, loop, generator, frozen
         )
-        dev_loss, dev_score = evaluate(net, loss_fn, score_fn, dev)
+        dev_loss, dev_score = evaluate(forward, loss_fn, score_fn, dev)
         row = {
             "epoch": epoch,
             "train_loss": train_loss * loop.loss_scale,

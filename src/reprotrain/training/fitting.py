@@ -135,6 +135,7 @@ def fit_and_score(
     seed: int,
     train: Arrays,
     dev: Arrays,
+    *,
     on_epoch: Any = None,
     checkpoint: Path | None = None,
     progress: str = "off",

@@ -34,6 +34,7 @@ NOT_TUNABLE = (
     "progress",
     "checkpoint",
     "mixed_precision",
+    "compile",
     "init_from.mode",
     "init_from.path",
     "init_from.mlflow_run_id",
