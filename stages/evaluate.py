@@ -26,6 +26,7 @@ from reprotrain.config.paths import (
     TUNE_METRICS,
 )
 from reprotrain.data import datasets, io
+from reprotrain.data.schema import Schema
 from reprotrain.evaluation import summary as evaluation
 from reprotrain.models.model import load_model, predict_rows
 from reprotrain.reporting import report
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 def main() -> None:
     base, params = config.load("base", "evaluate")
-    schema = io.read_json(SCHEMA)
+    schema = Schema.read(SCHEMA)
     test_frame = pd.read_parquet(SPLIT_FILES["test"])
     y_true = datasets.encode_target(test_frame, schema)
     curve = evaluation.read_curve(LEARNING_CURVE)

@@ -27,22 +27,22 @@ def main() -> None:
     schema = datasets.build_schema(frame, target, task, params.source, image_shape)
 
     io.write_parquet(PREPARED_DATA, frame)
-    io.write_json(SCHEMA, schema)
-    kinds = [feature["kind"] for feature in schema["features"]]
+    schema.write(SCHEMA)
+    kinds = [feature.kind for feature in schema.features]
     io.write_json(
         PREPARE_METRICS,
         {
             "rows": len(frame),
-            "features": len(schema["features"]),
+            "features": len(schema.features),
             "feature_kinds": {kind: kinds.count(kind) for kind in sorted(set(kinds))},
             "dropped_missing_target": dropped,
             "task": task,
-            "classes": len(schema["classes"] or []),
+            "classes": schema.n_classes,
         },
     )
     if dropped:
         log.warning("dropped %d rows without a target (prepare.drop_missing_target)", dropped)
-    log.info("prepared %d rows, %d features, task %s", len(frame), len(schema["features"]), task)
+    log.info("prepared %d rows, %d features, task %s", len(frame), len(schema.features), task)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,15 @@ from reprotrain import config
 from reprotrain.config import SplitParams
 from reprotrain.config.errors import UserError, run_stage
 from reprotrain.config.paths import PREPARED_DATA, SCHEMA, SPLIT_FILES, SPLIT_METRICS
-from reprotrain.data import datasets, io, splitting
+from reprotrain.data import io, splitting
+from reprotrain.data.schema import Schema
 from reprotrain.data.tables import read_frame
 
 log = logging.getLogger(__name__)
 
 
 def assign(
-    frame: pd.DataFrame, schema: dict, params: SplitParams, seed: int
+    frame: pd.DataFrame, schema: Schema, params: SplitParams, seed: int
 ) -> tuple[np.ndarray, str]:
     """Split codes (0 train, 1 dev, 2 test) for every row, and the method used."""
     fractions = {"train": params.train, "dev": params.dev, "test": params.test}
@@ -35,8 +36,8 @@ def assign(
         return splitting.group_codes(groups, fractions, seed), "group"
     if params.time_column is not None:
         return splitting.time_codes(frame[params.time_column], fractions), "time"
-    stratify = params.stratify and schema["task"] == "classification"
-    labels = frame[schema["target"]].to_numpy() if stratify else None
+    stratify = params.stratify and schema.task == "classification"
+    labels = frame[schema.target].to_numpy() if stratify else None
     method = "stratified" if stratify else "random"
     return splitting.split_codes(len(frame), labels, fractions, seed), method
 
@@ -61,15 +62,15 @@ def resolve(
 
 def main() -> None:
     base, params = config.load("base", "split")
-    schema = io.read_json(SCHEMA)
+    schema = Schema.read(SCHEMA)
     frame = read_frame(PREPARED_DATA)
-    target = schema["target"]
+    target = schema.target
 
     codes, method = assign(frame, schema, params, base.seed)
     # The group/time column says where a row goes, not what it holds: rows equal in
     # everything else are the same example.
     placement = {params.group_column, params.time_column}
-    hashed = [name for name in datasets.feature_names(schema) if name not in placement]
+    hashed = [name for name in schema.feature_names if name not in placement]
     hashes = splitting.row_hashes(frame[hashed])
     codes, found, dropped = resolve(codes, hashes, method, params.fail_on_duplicates)
     kept = codes >= 0
@@ -80,7 +81,7 @@ def main() -> None:
         io.write_parquet(SPLIT_FILES[name], frame, positions)
     labels = {name: frame.iloc[positions][[target]] for name, positions in rows.items()}
     summary = splitting.split_summary(
-        labels, target, schema["task"], found, remaining, method, dropped
+        labels, target, schema.task, found, remaining, method, dropped
     )
     if method == "time":
         summary["time_ranges"] = splitting.time_ranges(frame[params.time_column], codes)

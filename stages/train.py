@@ -24,6 +24,7 @@ from reprotrain.config.paths import (
     seed_dir,
 )
 from reprotrain.data import io
+from reprotrain.data.schema import Schema
 from reprotrain.models import pretrained
 from reprotrain.models.model import build_baseline, input_dtype, save_model
 from reprotrain.training import learning_curve
@@ -41,8 +42,8 @@ log = logging.getLogger(__name__)
 
 def main() -> None:
     base, params, curve_params = config.load("base", "train", "learning_curve")
-    schema = io.read_json(SCHEMA)
-    task, n_classes = schema["task"], len(schema["classes"] or [])
+    schema = Schema.read(SCHEMA)
+    task, n_classes = schema.task, schema.n_classes
     preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(params.model))
     configure_torch(base, params.model)
     lineage = pretrained.lineage(params.init_from)  # checked before any training

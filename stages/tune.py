@@ -18,6 +18,7 @@ from reprotrain import config, tuning
 from reprotrain.config.errors import UserError, run_stage
 from reprotrain.config.paths import SCHEMA, SPLIT_FILES, TUNE_METRICS, TUNE_TRIALS, TUNED_DIR
 from reprotrain.data import io
+from reprotrain.data.schema import Schema
 from reprotrain.models import pretrained
 from reprotrain.models.model import input_dtype, save_model
 from reprotrain.training.fitting import configure_torch, load_train_dev
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
             "postgresql://...), got null"
         )
     train_params, params = runner.search_params(train_params, params)
-    schema = io.read_json(SCHEMA)
+    schema = Schema.read(SCHEMA)
     preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(train_params.model))
     search = runner.make_search(base, train_params, params, schema, train, dev)
     configure_torch(base)  # always: the search may pick a torch model whatever train.model is

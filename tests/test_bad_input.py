@@ -1,4 +1,4 @@
-"""Every bad input of the README's table: one line naming the file or key, what is allowed
+"""Every bad input of the table in docs/data.md: one line naming the file or key, what is allowed
 and what was given; nothing written. A few run the real command in a subprocess (exit
 status, stderr, no traceback, files untouched); the rest call the stage in-process.
 
@@ -126,7 +126,7 @@ def test_split_command_refuses_an_empty_split(previous_outputs) -> None:
     root = previous_outputs({"split": {"train": 0.9, "dev": 0.05, "test": 0.05}})
     frame = pd.DataFrame({"x": np.arange(10.0), "label": [0, 1] * 5})
     io.write_parquet(PREPARED_DATA, frame)
-    io.write_json(SCHEMA, datasets.build_schema(frame, "label", "classification", "t", None))
+    datasets.build_schema(frame, "label", "classification", "t", None).write(SCHEMA)
     before = snapshot(root)
     assert_one_line_error(
         run_command(root, "stages.split"),
@@ -372,7 +372,7 @@ def test_split_refuses_before_writing(previous_outputs) -> None:
     previous_outputs({"split": {"time_column": "label"}})
     frame = pd.DataFrame({"x": np.arange(10.0), "label": ["a", "b"] * 5})
     io.write_parquet(PREPARED_DATA, frame)
-    io.write_json(SCHEMA, datasets.build_schema(frame, "label", "classification", "t", None))
+    datasets.build_schema(frame, "label", "classification", "t", None).write(SCHEMA)
     with pytest.raises(UserError, match=r"split\.time_column: column 'label' must hold dates"):
         split.main()
     assert not Path("data/split").exists()

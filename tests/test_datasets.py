@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from reprotrain.config.errors import UserError
 from reprotrain.data import datasets
+from reprotrain.data.schema import Schema
 
 
 @pytest.mark.parametrize(
@@ -187,9 +189,10 @@ def test_validate_accepts_good_frames(classification_frame, regression_frame) ->
 def test_schema_and_target_classification(classification_frame) -> None:
     frame = classification_frame.assign(label=classification_frame["label"].map({0: 5, 1: 7, 2: 9}))
     schema = datasets.build_schema(frame, "label", "classification", "src", None)
-    assert schema["classes"] == [5, 7, 9]
-    assert [feature["name"] for feature in schema["features"]] == ["f0", "f1", "f2"]
-    assert schema["n_rows"] == 90
+    assert schema.classes == [5, 7, 9]
+    assert schema.feature_names == ["f0", "f1", "f2"]
+    assert schema.n_rows == 90
+    assert Schema.from_json(json.loads(json.dumps(schema.to_json()))) == schema
     labels = datasets.encode_target(frame, schema)
     assert labels.dtype == np.int64
     assert np.array_equal(labels, classification_frame["label"].to_numpy())
@@ -197,7 +200,7 @@ def test_schema_and_target_classification(classification_frame) -> None:
 
 def test_schema_and_target_regression(regression_frame) -> None:
     schema = datasets.build_schema(regression_frame, "y", "regression", "src", None)
-    assert schema["classes"] is None and schema["task"] == "regression"
+    assert schema.classes is None and schema.task == "regression"
     target = datasets.encode_target(regression_frame, schema)
     assert target.dtype == np.float32
     assert np.allclose(target, regression_frame["y"].to_numpy(), atol=1e-5)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import repo_params
+from schemas import make_schema
 
 from reprotrain.config.errors import UserError
 from reprotrain.evaluation import summary as evaluation
@@ -57,7 +58,7 @@ def test_summarize_scores_each_seed_and_their_mean() -> None:
         "seed-1": (y_true - 0.3, None),
         "tuned": (y_true, None),
     }
-    test = evaluation.scores_on_test({"task": "regression"}, y_true, predictions, params, seed=0)
+    test = evaluation.scores_on_test(make_schema("regression"), y_true, predictions, params, seed=0)
     assert set(test["model"]["seeds"]) == {"seed-0", "seed-1"}
     assert test["tuned"]["rmse"] == {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}
     seed_mae = [test["model"]["seeds"][s]["mae"]["value"] for s in ("seed-0", "seed-1")]

@@ -12,7 +12,7 @@ import pytest
 import repo_params
 
 from reprotrain.config.errors import UserError
-from reprotrain.data import datasets, features
+from reprotrain.data import datasets, features, io
 
 
 def mixed_frame(n: int = 60, seed: int = 0) -> pd.DataFrame:
@@ -220,7 +220,7 @@ def test_numeric_only_matches_median_imputer() -> None:
     frame.loc[::7, "sepal_length_(cm)"] = np.nan
     schema = datasets.build_schema(frame, target, "classification", "iris", None)
     matrix = features.fit_preprocessor(frame, schema, repo_params.features()).transform(frame)
-    columns = datasets.feature_names(schema)
+    columns = schema.feature_names
     expected = SimpleImputer(strategy="median").fit_transform(frame[columns]).astype(np.float32)
     assert np.array_equal(matrix, expected)
 
@@ -245,9 +245,10 @@ def test_save_and_load_roundtrip(tmp_path: Path) -> None:
     loaded = features.load_preprocessor(tmp_path)
     assert np.array_equal(loaded.transform(frame), preprocessor.transform(frame))
     assert loaded.kinds == preprocessor.kinds and loaded.dropped == preprocessor.dropped
-    assert loaded.schema["preprocessing"]["columns"] == ["amount", "color", "member", "joined"]
-    assert loaded.schema["preprocessing"]["dropped"].keys() == {"user"}
-    assert loaded.schema["features"] == schema["features"]
+    assert loaded.schema == schema
+    saved = io.read_json(tmp_path / "schema.json")  # the schema, plus what the model uses
+    assert saved["preprocessing"]["columns"] == ["amount", "color", "member", "joined"]
+    assert saved["preprocessing"]["dropped"].keys() == {"user"}
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import repo_params
 import torch
+from schemas import make_schema
 
 from reprotrain import config, metrics
 from reprotrain.config.errors import UserError
@@ -103,7 +104,7 @@ def test_baseline_predicts_majority_or_mean(
     frame = request.getfixturevalue(frame_name)
     frame = frame.iloc[:70]  # classification: 30, 30, 10 -> majority is class 0
     schema, preprocessor, (features, targets) = _prepared(frame, target, task)
-    baseline = build_baseline(task, len(schema["classes"] or []))
+    baseline = build_baseline(task, schema.n_classes)
     baseline.fit((features, targets), (features, targets))
     expected = 0 if task == "classification" else targets.mean()
     assert np.allclose(baseline.predict(features), expected, atol=1e-5)
@@ -130,7 +131,7 @@ def test_baseline_predicts_majority_or_mean(
     ],
 )
 def test_model_task_mismatch(model_name: str, task: str, message: str) -> None:
-    schema = {"task": task, "classes": [0, 1] if task == "classification" else None}
+    schema = make_schema(task, [0, 1] if task == "classification" else None)
     with pytest.raises(UserError, match=message):
         build_model(_train_params(model_name), schema, seed=0)
 
@@ -216,7 +217,7 @@ def test_gradient_boosting_takes_unscaled_float64_as_is() -> None:
     matrix the preprocessor fills is the one the estimator uses, without a copy."""
     from sklearn.preprocessing import StandardScaler
 
-    schema = {"task": "classification", "classes": [0, 1, 2]}
+    schema = make_schema("classification", [0, 1, 2])
     trees = build_model(_train_params("hist_gradient_boosting"), schema, seed=0)
     assert input_dtype("hist_gradient_boosting") == np.float64
     assert not any(isinstance(step, StandardScaler) for step in trees.estimator)

@@ -13,6 +13,7 @@ from reprotrain.cli import predict
 from reprotrain.config.errors import UserError
 from reprotrain.config.paths import SCHEMA
 from reprotrain.data import io
+from reprotrain.data.schema import Schema
 from reprotrain.models.model import build_model, load_model, save_model
 from reprotrain.training import fitting
 from stages import prepare, split
@@ -43,7 +44,7 @@ def train_model(root: Path, model: str, target: str = "label", task: str = "auto
     """prepare -> split -> fit the preprocessor and a model, as `train` does; its directory."""
     prepare.main()
     split.main()
-    schema = io.read_json(SCHEMA)
+    schema = Schema.read(SCHEMA)
     preprocessor, train, dev = fitting.load_train_dev(schema)
     params = repo_params.parse("train", {"model": model, "device": "cpu"})
     fitted = build_model(params, schema, seed=0)

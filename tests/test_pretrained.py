@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 import repo_params
 import torch
+from schemas import make_schema
 from sklearn.datasets import load_digits, make_classification
 
 from reprotrain import config, tuning
 from reprotrain.config.errors import UserError
 from reprotrain.data import io
+from reprotrain.data.schema import Schema
 from reprotrain.models import pretrained
 from reprotrain.models import torch_loop as training
 from reprotrain.models.nets import CNN, Standardize
@@ -46,8 +48,8 @@ def train_params(**overrides) -> config.TrainParams:
     return repo_params.parse("train", raw)
 
 
-def schema(classes, image_shape=None) -> dict:
-    return {"task": "classification", "classes": list(classes), "image_shape": image_shape}
+def schema(classes, image_shape=None) -> Schema:
+    return make_schema("classification", classes, image_shape)
 
 
 def save_checkpoint(fitted, directory: Path, classes) -> Path:

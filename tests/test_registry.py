@@ -7,6 +7,7 @@ new model beats the current one beyond its confidence interval; the champion loa
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import mlflow
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 import repo_params
 from mlflow.tracking import MlflowClient
+from schemas import make_schema
 
 from reprotrain import tracking
 from reprotrain.config.paths import SPLIT_FILES
@@ -129,9 +131,10 @@ def test_champion_loads_with_pyfunc_and_predicts_new_rows(workspace: dict) -> No
 
 
 def test_registered_name_defaults_to_the_dataset() -> None:
-    schema = {"source": "sklearn:digits"}
+    schema = dataclasses.replace(make_schema(), source="sklearn:digits")
     assert tracking.registered_model_name(schema, None) == "reprotrain-digits"
-    assert tracking.registered_model_name({"source": "data/my file.csv"}, None) == (
+    csv = dataclasses.replace(schema, source="data/my file.csv")
+    assert tracking.registered_model_name(csv, None) == (
         "reprotrain-my-file"
     )
     assert tracking.registered_model_name(schema, "mine") == "mine"

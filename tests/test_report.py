@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import repo_params
+from schemas import make_schema
 
 from reprotrain import metrics
 from reprotrain.evaluation import summary as evaluation
@@ -20,12 +21,12 @@ def _summary(task: str) -> dict:
         proba /= proba.sum(axis=1, keepdims=True)
         good = (proba.argmax(1), proba)
         baseline = (np.zeros(60, int), np.tile([1.0, 0.0], (60, 1)))
-        schema = {"task": task, "classes": ["no", "yes"]}
+        schema = make_schema(task, ["no", "yes"])
     else:
         y_true = rng.normal(size=60)
         good = (y_true + rng.normal(scale=0.3, size=60), None)
         baseline = (np.zeros(60), None)
-        schema = {"task": task, "classes": None}
+        schema = make_schema(task)
     predictions = {"baseline": baseline, "seed-0": good, "seed-1": good, "tuned": good}
     primary = metrics.PRIMARY[task]
     fit = verdicts.fit_verdict(0.99, 0.8, 0.5, 0.05, 0.8)
@@ -43,7 +44,7 @@ def _summary(task: str) -> dict:
     }
     if task == "classification":
         summary["per_class"] = evaluation.per_class(
-            y_true, good[0], schema["classes"], params.bootstrap, 0
+            y_true, good[0], schema.classes, params.bootstrap, 0
         )
     return summary
 

@@ -93,7 +93,7 @@ def prepared(frame: pd.DataFrame, target: str = "label") -> None:
     """Write data/prepared as the prepare stage would."""
     schema = datasets.build_schema(frame, target, "classification", "test", None)
     io.write_parquet(PREPARED_DATA, frame)
-    io.write_json(SCHEMA, schema)
+    schema.write(SCHEMA)
 
 
 def visits(n: int = 200) -> pd.DataFrame:

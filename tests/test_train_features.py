@@ -16,6 +16,7 @@ import pytest
 import repo_params
 import torch
 import yaml
+from schemas import make_schema
 from sklearn.datasets import load_breast_cancer, make_classification
 
 from reprotrain import config
@@ -64,7 +65,7 @@ def blobs():
     features, labels = make_classification(
         n_samples=300, n_features=6, n_informative=4, n_classes=3, random_state=0
     )
-    schema = {"task": "classification", "classes": [0, 1, 2], "image_shape": None}
+    schema = make_schema("classification", [0, 1, 2])
     return schema, *split_arrays(features, labels)
 
 
@@ -73,7 +74,7 @@ def regression_data():
     rng = np.random.default_rng(0)
     features = rng.normal(size=(300, 4))
     target = features @ np.array([2.0, -1.0, 0.5, 0.0]) + 10 + rng.normal(scale=0.1, size=300)
-    schema = {"task": "regression", "classes": None, "image_shape": None}
+    schema = make_schema("regression")
     return schema, *split_arrays(features, target.astype(np.float32))
 
 
@@ -82,7 +83,7 @@ def digits():
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    schema = {"task": "classification", "classes": list(range(10)), "image_shape": [1, 8, 8]}
+    schema = make_schema("classification", range(10), [1, 8, 8])
     return schema, *split_arrays(bunch.data, bunch.target)
 
 
@@ -93,11 +94,11 @@ TABULAR = [name for name in MODEL_NAMES if name != "cnn"]
 def test_every_model_learns_and_round_trips(name, blobs, regression_data, tmp_path):
     schema, train, dev = regression_data if name == "linear_regression" else blobs
     fitted = fit_and_score(train_params(model=name), schema, 0, train, dev)
-    primary = "accuracy" if schema["task"] == "classification" else "r2"
+    primary = "accuracy" if schema.task == "classification" else "r2"
     assert fitted.dev_scores[primary] > (0.6 if primary == "accuracy" else 0.9)
     assert fitted.history and {"train_loss", "dev_loss"} <= set(fitted.history[0])
     frame = pd.DataFrame(train[0], columns=[f"f{i}" for i in range(train[0].shape[1])])
-    feature_schema = {"features": [{"name": c} for c in frame.columns]}
+    feature_schema = make_schema(schema.task, schema.classes, features=list(frame.columns))
     save_model(
         fitted.model,
         fit_preprocessor(frame, feature_schema, repo_params.features()),
@@ -181,7 +182,7 @@ def test_imbalance_raises_minority_recall(model):
         flip_y=0,
         random_state=1,
     )
-    schema = {"task": "classification", "classes": [0, 1], "image_shape": None}
+    schema = make_schema("classification", [0, 1])
     train, dev = split_arrays(features, labels)
     recall = {}
     for strategy in ("none", "class_weight", "oversample"):
@@ -194,7 +195,7 @@ def test_imbalance_raises_minority_recall(model):
 @pytest.mark.parametrize("strategy", ["none", "class_weight", "oversample", "undersample"])
 def test_imbalance_strategies_on_breast_cancer(strategy):
     bunch = load_breast_cancer()
-    schema = {"task": "classification", "classes": [0, 1], "image_shape": None}
+    schema = make_schema("classification", [0, 1])
     train, dev = split_arrays(bunch.data, bunch.target)
     fitted = fit_and_score(train_params(imbalance=strategy), schema, 0, train, dev)
     assert fitted.dev_scores["accuracy"] > 0.9

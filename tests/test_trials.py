@@ -1,4 +1,4 @@
-"""stages/trials.py: budget, claiming under a lock, failures, resume and lost-trial retries.
+"""tuning/trials.py: budget, claiming under a lock, failures, resume and lost-trial retries.
 
 Objectives here are cheap functions, so the runner's bookkeeping is tested on its own; the
 tune stage's tests run it with real training.

@@ -70,7 +70,7 @@ def tune_dir(workdir, classification_frame: pd.DataFrame):
 
 def write_data(root: Path, frame: pd.DataFrame) -> None:
     schema = datasets.build_schema(frame, "label", "classification", "synthetic", None)
-    io.write_json(root / paths.SCHEMA, schema)
+    schema.write(root / paths.SCHEMA)
     dev_rows = frame.index % 3 == 0
     io.write_parquet(root / paths.SPLIT_FILES["train"], frame[~dev_rows])
     io.write_parquet(root / paths.SPLIT_FILES["dev"], frame[dev_rows])

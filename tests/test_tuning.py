@@ -1,4 +1,4 @@
-"""stages/tuning.py: space validation, objective, samplers, pruners, storage and results."""
+"""tuning/search.py: space validation, objective, samplers, pruners, storage and results."""
 
 from __future__ import annotations
 

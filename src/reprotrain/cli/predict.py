@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from reprotrain.config.errors import UserError, run_stage
 from reprotrain.data import io, tables
+from reprotrain.data.schema import Schema
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +49,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def check_columns(frame: pd.DataFrame, schema: dict[str, Any], where: str) -> None:
+def check_columns(frame: pd.DataFrame, schema: Schema, where: str) -> None:
     """Unexpected columns are an error; the target column may be present (it is ignored)."""
-    known = {feature["name"] for feature in schema["features"]} | {schema["target"]}
+    known = {*schema.feature_names, schema.target}
     extra = [str(column) for column in frame.columns if column not in known]
     if extra:
-        names = [feature["name"] for feature in schema["features"]]
+        names = schema.feature_names
         raise UserError(
             f"{where}: unexpected column(s) {', '.join(map(repr, extra[:5]))}; allowed: the "
             f"model's feature columns {', '.join(names[:10])}"
             + (", ..." if len(names) > 10 else "")
-            + f" (and the target {schema['target']!r}, ignored)"
+            + f" (and the target {schema.target!r}, ignored)"
         )
 
 

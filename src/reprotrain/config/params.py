@@ -211,7 +211,7 @@ class AugmentParams(Section):
 
 
 class InitFromParams(Section):
-    """Start a torch model from a pretrained checkpoint (see stages/learn/pretrained.py).
+    """Start a torch model from a pretrained checkpoint (see reprotrain/models/pretrained.py).
 
     `path` lies in the `pretrained/` folder, which dvc.yaml lists as a dependency of train
     and tune (a static path: DVC needs no templating to read it): a checkpoint elsewhere

@@ -3,7 +3,7 @@
 A source is `sklearn:<name>` (a dataset bundled with scikit-learn, no download), a local
 CSV, Parquet or JSON Lines file with a named target column, or a folder of images with
 one subfolder per class. Feature columns are numeric, bool, date or text (category);
-see `stages/core/tables.py`.
+see `reprotrain/data/tables.py`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pandas as pd
 
 from reprotrain.config.errors import UserError
 from reprotrain.data import tables
+from reprotrain.data.schema import Feature, Schema
 
 SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
 FILE_SUFFIXES = tuple(tables.FORMATS)
@@ -156,36 +157,20 @@ def validate(
 
 def build_schema(
     frame: pd.DataFrame, target: str, task: str, source: str, image_shape: list[int] | None
-) -> dict[str, Any]:
-    """The schema JSON: features (name, dtype, kind), target, task, classes, image shape."""
-    features = [
-        {
-            "name": str(column),
-            "dtype": str(frame[column].dtype),
-            "kind": tables.kind_of(frame[column]),
-        }
+) -> Schema:
+    """Features (name, dtype, kind), target, task, classes, image shape, row count."""
+    features = tuple(
+        Feature(str(column), str(frame[column].dtype), tables.kind_of(frame[column]))
         for column in frame.columns
         if column != target
-    ]
+    )
     classes = None
     if task == "classification":
         classes = [_plain(value) for value in sorted(frame[target].dropna().unique().tolist())]
-    return {
-        "source": source,
-        "target": target,
-        "task": task,
-        "features": features,
-        "classes": classes,
-        "image_shape": image_shape,
-        "n_rows": len(frame),
-    }
+    return Schema(source, target, task, features, classes, image_shape, len(frame))
 
 
-def feature_names(schema: dict[str, Any]) -> list[str]:
-    return [feature["name"] for feature in schema["features"]]
-
-
-def feature_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
+def feature_frame(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """Only the schema's feature columns, in schema order, in plain dtypes.
 
     Text and bool columns become Python objects (None where missing) and integers become
@@ -193,7 +178,7 @@ def feature_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
     accept new data with gaps anywhere.
     """
     columns = {}
-    for name in feature_names(schema):
+    for name in schema.feature_names:
         series = frame[name]
         if isinstance(series.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(
             series.dtype
@@ -205,23 +190,23 @@ def feature_frame(frame: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index)
 
 
-def example_frame(path: Path, schema: dict[str, Any], rows: int = 5) -> pd.DataFrame:
+def example_frame(path: Path, schema: Schema, rows: int = 5) -> pd.DataFrame:
     """The first rows of a split file as `feature_frame`: an input example for MLflow."""
     return feature_frame(tables.read_head(path, rows), schema)
 
 
-def encode_target(frame: pd.DataFrame, schema: dict[str, Any]) -> np.ndarray:
+def encode_target(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
     """The target as class indices (int64) or floats (float32)."""
-    target = frame[schema["target"]]
-    if schema["task"] != "classification":
+    target = frame[schema.target]
+    if schema.task != "classification":
         return target.to_numpy(dtype=np.float32)
-    classes = schema["classes"]
+    classes = schema.classes
     values = target.astype(object) if isinstance(target.dtype, pd.CategoricalDtype) else target
     codes = pd.Categorical(values, categories=classes).codes.astype(np.int64)
     if (codes < 0).any():
         unknown = target.iloc[int(np.flatnonzero(codes < 0)[0])]
         raise UserError(
-            f"target column {schema['target']!r}: label {_plain(unknown)!r} is not one of "
+            f"target column {schema.target!r}: label {_plain(unknown)!r} is not one of "
             f"the schema classes {classes[:10]}"
         )
     return codes

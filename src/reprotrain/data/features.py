@@ -3,7 +3,7 @@
 A scikit-learn `ColumnTransformer` imputes, scales and encodes the schema's feature
 columns; dev, test and new data go through the same fitted transform as train, so
 nothing of their distribution leaks into training. Before it, each column is turned into
-numbers by its kind (see `stages/core/tables.py`):
+numbers by its kind (see `reprotrain/data/tables.py`):
 
 - numeric: as is; bool: 1.0 / 0.0;
 - date: five numeric columns `<name>__year`, `__month`, `__day`, `__weekday` (Monday 0)
@@ -30,6 +30,7 @@ import pandas as pd
 
 from reprotrain.config.errors import UserError
 from reprotrain.data import io, tables
+from reprotrain.data.schema import Schema
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class Preprocessor:
         columns: list[str],
         kinds: dict[str, str] | None = None,
         dropped: dict[str, str] | None = None,
-        schema: dict[str, Any] | None = None,
+        schema: Schema | None = None,
     ):
         self.transformer, self.columns = transformer, columns
         self.kinds = kinds or dict.fromkeys(columns, "numeric")
@@ -151,7 +152,9 @@ class Preprocessor:
                 "dropped": self.dropped,
                 "outputs": self.feature_names,
             }
-            io.write_json(directory / SCHEMA_FILE, {**self.schema, "preprocessing": preprocessing})
+            io.write_json(
+                directory / SCHEMA_FILE, {**self.schema.to_json(), "preprocessing": preprocessing}
+            )
 
 
 def expand(
@@ -196,9 +199,9 @@ def date_parts(series: pd.Series, column: str) -> dict[str, pd.Series]:
     }
 
 
-def fit_preprocessor(train: pd.DataFrame, schema: dict[str, Any], params: Any) -> Preprocessor:
+def fit_preprocessor(train: pd.DataFrame, schema: Schema, params: Any) -> Preprocessor:
     """Fit the feature transform on the training split (`params`: FeaturesParams)."""
-    names = [feature["name"] for feature in schema["features"]]
+    names = schema.feature_names
     unknown = [name for name in params.exclude if name not in names]
     if unknown:
         raise UserError(
@@ -206,8 +209,8 @@ def fit_preprocessor(train: pd.DataFrame, schema: dict[str, Any], params: Any) -
             f"columns {', '.join(names[:10])}" + (", ..." if len(names) > 10 else "")
         )
     kinds = {
-        feature["name"]: feature.get("kind") or tables.kind_of(train[feature["name"]])
-        for feature in schema["features"]
+        feature.name: feature.kind or tables.kind_of(train[feature.name])
+        for feature in schema.features
     }
     dropped = {
         column: reason
@@ -409,5 +412,10 @@ def load_preprocessor(directory: Path) -> Preprocessor:
         state["columns"],
         state.get("kinds"),
         state.get("dropped"),
-        io.read_json_if_present(directory / SCHEMA_FILE, "model schema"),
+        _read_schema(directory / SCHEMA_FILE),
     )
+
+
+def _read_schema(path: Path) -> Schema | None:
+    raw = io.read_json_if_present(path, "model schema")
+    return None if raw is None else Schema.from_json(raw, str(path))

@@ -13,6 +13,7 @@ import pandas as pd
 from reprotrain import metrics
 from reprotrain.config import BootstrapParams, EvaluateParams
 from reprotrain.config.paths import BASELINE_DIR, MODEL_DIR, TUNED_DIR
+from reprotrain.data.schema import Schema
 from reprotrain.evaluation import bootstrap, verdicts
 
 Prediction = tuple[np.ndarray, np.ndarray | None]  # labels or values, class probabilities
@@ -96,14 +97,14 @@ def per_class(
 
 
 def scores_on_test(
-    schema: dict,
+    schema: Schema,
     y_true: np.ndarray,
     predictions: dict[str, Prediction],
     params: EvaluateParams,
     seed: int,
 ) -> dict[str, dict]:
     """Test scores of every model: baseline, trained (per seed and mean ± std), tuned."""
-    task, boot = schema["task"], params.bootstrap
+    task, boot = schema.task, params.bootstrap
     test = {name: scored(task, y_true, pred, boot, seed) for name, pred in predictions.items()}
     seeds = {name: scores for name, scores in test.items() if name.startswith("seed-")}
     values = [{k: v["value"] for k, v in scores.items()} for scores in seeds.values()]
@@ -115,7 +116,7 @@ def scores_on_test(
 
 
 def summarize(
-    schema: dict[str, Any],
+    schema: Schema,
     params: EvaluateParams,
     seed: int,
     y_true: np.ndarray,
@@ -126,11 +127,11 @@ def summarize(
     curve: list[dict[str, float]],
 ) -> tuple[dict[str, Any], str]:
     """(evaluate.json, the name of the model it selects: 'tuned' or the first seed's)."""
-    task, primary = schema["task"], metrics.PRIMARY[schema["task"]]
+    task, primary = schema.task, metrics.PRIMARY[schema.task]
     selected, reason = select(train_summary, tune_summary, primary)
     winner = "tuned" if selected == "tuned" else next(n for n in dirs if n.startswith("seed-"))
     summary = {
-        "source": schema["source"],
+        "source": schema.source,
         "task": task,
         "n_test": len(y_true),
         "primary_metric": primary,
@@ -143,5 +144,5 @@ def summarize(
     }
     if task == "classification":
         y_pred = predictions[winner][0]
-        summary["per_class"] = per_class(y_true, y_pred, schema["classes"], params.bootstrap, seed)
+        summary["per_class"] = per_class(y_true, y_pred, schema.classes, params.bootstrap, seed)
     return summary, winner

@@ -18,6 +18,7 @@ import pandas as pd
 
 from reprotrain.config.errors import UserError
 from reprotrain.config.params import TORCH_MODELS
+from reprotrain.data.schema import Schema
 
 if TYPE_CHECKING:
     from reprotrain.config import TrainParams
@@ -39,19 +40,19 @@ def input_dtype(model: str) -> type:
     return INPUT_DTYPES.get(model, np.float32)
 
 
-def build_model(params: TrainParams, schema: dict[str, Any], seed: int) -> Any:
+def build_model(params: TrainParams, schema: Schema, seed: int) -> Any:
     """The model named in params, configured for this data."""
-    n_classes = len(schema["classes"]) if schema["task"] == "classification" else 0
+    n_classes = schema.n_classes if schema.is_classification else 0
     if params.model in TORCH_MODELS:
         return TorchModel.from_params(
             params,
-            schema["task"],
+            schema.task,
             n_classes,
             seed,
-            schema.get("image_shape"),
-            schema.get("classes"),
+            schema.image_shape,
+            schema.classes,
         )
-    return SklearnModel.from_params(params, schema["task"], n_classes, seed)
+    return SklearnModel.from_params(params, schema.task, n_classes, seed)
 
 
 def build_baseline(task: str, n_classes: int) -> SklearnModel:
@@ -96,13 +97,13 @@ def predict_rows(
 
 
 def predictions_frame(
-    model: Any, schema: dict[str, Any], rows: pd.DataFrame, where: str = "input"
+    model: Any, schema: Schema, rows: pd.DataFrame, where: str = "input"
 ) -> pd.DataFrame:
     """`prediction` (a class label or a value) and, for classification, `proba_<class>`."""
     predicted, proba = predict_rows(model, rows, where)
-    if schema["task"] != "classification":
+    if schema.task != "classification":
         return pd.DataFrame({"prediction": np.asarray(predicted, dtype=np.float64)})
-    classes = schema["classes"]
+    classes = schema.classes
     frame = pd.DataFrame({"prediction": [classes[int(index)] for index in predicted]})
     for position, label in enumerate(classes):
         frame[f"proba_{label}"] = proba[:, position]

@@ -16,6 +16,7 @@ import pandas as pd
 
 from reprotrain.config.paths import PLOT_TABLES, TRAIN_HISTORY, TUNE_METRICS, TUNE_TRIALS
 from reprotrain.data import io
+from reprotrain.data.schema import Schema
 from reprotrain.evaluation import curves
 from reprotrain.reporting import plots, report
 
@@ -23,10 +24,10 @@ TITLE_MODEL = {"tuned": "tuned", "model": "trained"}
 
 
 def classification_tables(
-    schema: dict[str, Any], y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray, bins: int
+    schema: Schema, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray, bins: int
 ) -> dict[str, pd.DataFrame]:
     return {
-        "confusion": curves.confusion_table(y_true, y_pred, schema["classes"]),
+        "confusion": curves.confusion_table(y_true, y_pred, schema.classes),
         "roc": curves.roc_table(y_true, proba),
         "precision_recall": curves.precision_recall_table(y_true, proba),
         "calibration": curves.calibration_table(y_true, proba, bins),
@@ -34,14 +35,14 @@ def classification_tables(
 
 
 def classification_figures(
-    schema: dict[str, Any],
+    schema: Schema,
     y_true: np.ndarray,
     prediction: tuple,
     tables: dict[str, pd.DataFrame],
     summary: dict[str, Any],
 ) -> dict[str, Any]:
     y_pred, proba = prediction
-    labels = [str(label) for label in schema["classes"]]
+    labels = [str(label) for label in schema.classes]
     model = TITLE_MODEL[summary["selected"]["model"]]
     per_class = curves.class_curves(y_true, proba)
     auc = report.selected_scores(summary).get("roc_auc", {}).get("value")
@@ -94,7 +95,7 @@ def stage_figures(summary: dict[str, Any], curve: list[dict[str, float]]) -> dic
 
 def write_plots(
     directory: Path,
-    schema: dict[str, Any],
+    schema: Schema,
     y_true: np.ndarray,
     prediction: tuple,
     summary: dict[str, Any],
@@ -103,7 +104,7 @@ def write_plots(
 ) -> list[str]:
     """Write every table and the applicable PNGs into `directory`; return the PNG names."""
     tables = {name: curves.empty(name) for name in PLOT_TABLES}
-    if schema["task"] == "classification":
+    if schema.task == "classification":
         y_pred, proba = prediction
         tables.update(classification_tables(schema, y_true, y_pred, proba, params.calibration_bins))
         figures = classification_figures(schema, y_true, prediction, tables, summary)

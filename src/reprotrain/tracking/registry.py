@@ -18,24 +18,25 @@ import pandas as pd
 from reprotrain import metrics, tracking
 from reprotrain.config.paths import SPLIT_FILES
 from reprotrain.data import datasets
+from reprotrain.data.schema import Schema
 from reprotrain.evaluation import verdicts
 from reprotrain.reporting import report
 
 log = logging.getLogger(__name__)
 
 
-def frame_score(schema: dict[str, Any], y_true: np.ndarray, predictions: pd.DataFrame) -> float:
+def frame_score(schema: Schema, y_true: np.ndarray, predictions: pd.DataFrame) -> float:
     """The primary score of a pyfunc prediction frame (column `prediction`)."""
     predicted = predictions["prediction"].tolist()
-    if schema["task"] == "classification":
-        index = {label: position for position, label in enumerate(schema["classes"])}
+    if schema.task == "classification":
+        index = {label: position for position, label in enumerate(schema.classes)}
         labels = np.array([index.get(label, -1) for label in predicted])
         return metrics.scores("classification", y_true, labels)["accuracy"]
     return metrics.scores("regression", y_true, np.asarray(predicted, dtype=np.float64))["r2"]
 
 
 def champion_on_test(
-    name: str, schema: dict[str, Any], test_frame: pd.DataFrame, y_true: np.ndarray
+    name: str, schema: Schema, test_frame: pd.DataFrame, y_true: np.ndarray
 ) -> tuple[str | None, float | None, str]:
     """(version, score on this test set, problem) of the current champion, if any."""
     version = tracking.champion_version(name)
@@ -52,7 +53,7 @@ def champion_on_test(
 def register_winner(
     run_id: str,
     params: Any,
-    schema: dict[str, Any],
+    schema: Schema,
     summary: dict[str, Any],
     test_frame: pd.DataFrame,
     winner_dir: Path,
@@ -70,7 +71,7 @@ def register_winner(
         "selected_model": summary["selected"]["model"],
         f"test_{primary}": f"{candidate['value']:.6f}",
         "test_digest": tracking.split_digest(SPLIT_FILES["test"]),
-        "source": schema["source"],
+        "source": schema.source,
     }
     if "ci_low" in candidate:
         tags[f"test_{primary}_ci"] = f"[{candidate['ci_low']:.6f}, {candidate['ci_high']:.6f}]"

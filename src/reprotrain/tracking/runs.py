@@ -26,9 +26,10 @@ import pandas as pd
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
-from mlflow.types import Schema
+from mlflow.types import Schema as MlflowSchema
 
 from reprotrain import config
+from reprotrain.data.schema import Schema
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ def log_figure(run_id: str, figure: Any, filename: str) -> None:
     client_call("log_figure", run_id, figure, filename)
 
 
-def log_model(model_dir: Path, schema: dict[str, Any], example: Any, name: str = "model") -> Any:
+def log_model(model_dir: Path, schema: Schema, example: Any, name: str = "model") -> Any:
     """Log a saved model as an MLflow pyfunc model with its signature (active run).
 
     Returns MLflow's ModelInfo (its `model_uri` can be registered).
@@ -230,18 +231,18 @@ def log_model(model_dir: Path, schema: dict[str, Any], example: Any, name: str =
         )
 
 
-def _write_schema(schema: dict[str, Any], directory: Path) -> str:
+def _write_schema(schema: Schema, directory: Path) -> str:
     path = directory / "schema.json"
-    path.write_text(json.dumps(schema))
+    path.write_text(json.dumps(schema.to_json()))
     return str(path)
 
 
 # --- inputs and lineage -----------------------------------------------------------------
 
 
-def dataset_name(schema: dict[str, Any]) -> str:
+def dataset_name(schema: Schema) -> str:
     """A short name for the data source: sklearn:digits -> digits, data/x.csv -> x."""
-    source = str(schema.get("source", "data"))
+    source = str(schema.source)
     stem = Path(source.removeprefix("sklearn:")).stem
     slug = "".join(char if char.isalnum() or char in "_.-" else "-" for char in stem)
     return slug.strip("-.") or "data"
@@ -254,7 +255,7 @@ def split_digest(path: Path) -> str:
     return file_digest(path)[:36]
 
 
-def log_split_inputs(schema: dict[str, Any], splits: dict[str, Path]) -> None:
+def log_split_inputs(schema: Schema, splits: dict[str, Path]) -> None:
     """Record the split files the active run read (mlflow.log_input): name and digest."""
     for split, path in splits.items():
         dataset = split_dataset(Path(path), f"{dataset_name(schema)}-{split}")
@@ -292,7 +293,7 @@ def split_dataset(path: Path, name: str) -> SplitFile:
         for column in columns:  # only the schema is kept: one column in memory at a time
             one = pd.read_parquet(path, columns=[column])
             schemas.append(mlflow.data.from_pandas(one, source, digest=digest).schema)
-    schema = None if None in schemas else Schema([spec for s in schemas for spec in s.inputs])
+    schema = None if None in schemas else MlflowSchema([spec for s in schemas for spec in s.inputs])
     shape = (pq.ParquetFile(path).metadata.num_rows, len(columns))
     return SplitFile(source, name, digest, schema, shape)
 
@@ -358,7 +359,7 @@ def log_init_from(run_id: str, lineage: dict[str, str]) -> None:
 CHAMPION = "champion"
 
 
-def registered_model_name(schema: dict[str, Any], configured: str | None) -> str:
+def registered_model_name(schema: Schema, configured: str | None) -> str:
     return configured or f"reprotrain-{dataset_name(schema)}"
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
+from reprotrain.data.schema import Schema
+
 REQUIREMENTS = ("torch", "scikit-learn", "skops", "pandas", "numpy", "pyarrow")
 
 
@@ -31,7 +33,8 @@ class PipelineModel(mlflow.pyfunc.PythonModel):
         from reprotrain.models.model import load_model
 
         self.model = load_model(Path(context.artifacts["model"]))
-        self.schema = json.loads(Path(context.artifacts["schema"]).read_text())
+        raw = json.loads(Path(context.artifacts["schema"]).read_text())
+        self.schema = Schema.from_json(raw, "the model's schema.json")
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         from reprotrain.models.model import predictions_frame
@@ -39,7 +42,7 @@ class PipelineModel(mlflow.pyfunc.PythonModel):
         return predictions_frame(self.model, self.schema, model_input)
 
     @staticmethod
-    def predict_frame(model_dir: Path, schema: dict[str, Any], rows: pd.DataFrame) -> pd.DataFrame:
+    def predict_frame(model_dir: Path, schema: Schema, rows: pd.DataFrame) -> pd.DataFrame:
         from reprotrain.models.model import load_model, predictions_frame
 
         return predictions_frame(load_model(model_dir), schema, rows)

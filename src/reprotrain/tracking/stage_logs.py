@@ -26,6 +26,7 @@ from reprotrain.config.paths import (
     seed_dir,
 )
 from reprotrain.data import datasets
+from reprotrain.data.schema import Schema
 from reprotrain.reporting import plots
 from reprotrain.tracking import registry, runs
 from reprotrain.tuning import search as tuning
@@ -57,7 +58,7 @@ def log_train(run_id: str, summary: dict[str, Any], fitted: list[Any]) -> None:
         runs.end_run(child)
 
 
-def log_trained_model(run_id: str, model_dir: Path, schema: dict[str, Any], lineage: Any) -> None:
+def log_trained_model(run_id: str, model_dir: Path, schema: Schema, lineage: Any) -> None:
     """The stage's model (with an input example) and where its weights started from."""
     if lineage is not None:
         runs.log_init_from(run_id, lineage)
@@ -167,7 +168,7 @@ def flat_scores(test: dict[str, Any]) -> dict[str, float]:
 def log_evaluation(
     base: BaseParams,
     params: EvaluateParams,
-    schema: dict[str, Any],
+    schema: Schema,
     summary: dict[str, Any],
     test_frame: Any,
     winner_dir: Path,

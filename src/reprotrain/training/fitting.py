@@ -18,6 +18,7 @@ from reprotrain.config.errors import UserError
 from reprotrain.config.paths import CHECKPOINT_DIR, SPLIT_FILES
 from reprotrain.data import datasets
 from reprotrain.data.features import CHUNK_ROWS, Preprocessor, fit_preprocessor
+from reprotrain.data.schema import Schema
 from reprotrain.data.tables import read_batches, read_frame, row_count
 from reprotrain.models.model import TORCH_MODELS, build_model
 
@@ -36,7 +37,7 @@ class Fitted:
 
 
 def load_train_dev(
-    schema: dict[str, Any], params: FeaturesParams | None = None, dtype: Any = np.float32
+    schema: Schema, params: FeaturesParams | None = None, dtype: Any = np.float32
 ) -> tuple[Preprocessor, Arrays, Arrays]:
     """Fit the preprocessor on train; train and dev as (features, targets) arrays.
 
@@ -56,13 +57,13 @@ def load_train_dev(
 
 
 def read_arrays(
-    path: Path, preprocessor: Preprocessor, schema: dict[str, Any], dtype: Any = np.float32
+    path: Path, preprocessor: Preprocessor, schema: Schema, dtype: Any = np.float32
 ) -> Arrays:
     """A split file through a fitted preprocessor, batch by batch: (features, targets)."""
     n_rows = row_count(path)
     features = np.empty((n_rows, len(preprocessor.feature_names)), dtype=dtype)
     targets, start = [], 0
-    for batch in read_batches(path, [*preprocessor.columns, schema["target"]], CHUNK_ROWS):
+    for batch in read_batches(path, [*preprocessor.columns, schema.target], CHUNK_ROWS):
         preprocessor.transform(batch, out=features[start : start + len(batch)])
         targets.append(datasets.encode_target(batch, schema))
         start += len(batch)
@@ -131,7 +132,7 @@ def checkpoint_path(params: TrainParams, seed: int) -> Path | None:
 
 def fit_and_score(
     params: TrainParams,
-    schema: dict[str, Any],
+    schema: Schema,
     seed: int,
     train: Arrays,
     dev: Arrays,
@@ -141,7 +142,7 @@ def fit_and_score(
     progress: str = "off",
 ) -> Fitted:
     """Train the configured model with one seed; score its best weights on train and dev."""
-    task = schema["task"]
+    task = schema.task
     if task == "regression" and params.imbalance != "none":
         raise UserError(
             "params.yaml: train.imbalance: class imbalance handling needs a classification "
@@ -156,7 +157,7 @@ def fit_and_score(
             on_epoch=on_epoch,
             checkpoint=checkpoint,
             fingerprint=fingerprint({"train": params.model_dump(), "seed": seed}, (*train, *dev)),
-            image_shape=schema.get("image_shape"),
+            image_shape=schema.image_shape,
             progress=progress,
         )
     else:
@@ -167,7 +168,7 @@ def fit_and_score(
         history = [metrics.history_row(task, 1, train_scores, dev_scores)]
     dev_recall = None
     if task == "classification":
-        dev_recall = metrics.per_class_recall(dev[1], model.predict(dev[0]), schema["classes"])
+        dev_recall = metrics.per_class_recall(dev[1], model.predict(dev[0]), schema.classes)
     return Fitted(
         model=model,
         seed=seed,

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from reprotrain.data.schema import Schema
+
 Arrays = tuple[np.ndarray, np.ndarray]
 COLUMNS = ["fraction", "n_train", "train_score", "dev_score"]
 
@@ -77,13 +79,13 @@ def learning_curve(
 
 
 def for_train(
-    params: Any, fractions: list[float], schema: dict, dev: Arrays, train: Arrays, full: Any
+    params: Any, fractions: list[float], schema: Schema, dev: Arrays, train: Arrays, full: Any
 ) -> list[dict[str, float]]:
     """The curve for the `train` stage: the configured model, the first seed's fit reused."""
     from reprotrain import metrics
     from reprotrain.training.fitting import fit_and_score
 
-    task = schema["task"]
+    task = schema.task
     return learning_curve(
         lambda subset: fit_and_score(params, schema, full.seed, subset, dev),
         train,

@@ -19,6 +19,7 @@ import optuna
 
 from reprotrain.config import BaseParams, TrainParams, TuneParams
 from reprotrain.config.errors import UserError
+from reprotrain.data.schema import Schema
 from reprotrain.training.fitting import Fitted, fit_and_score
 from reprotrain.tuning import search as space
 from reprotrain.tuning.trials import Budget, StudyLock, next_action, run_trials
@@ -54,7 +55,7 @@ class Search:
     base: BaseParams
     train_params: TrainParams
     params: TuneParams
-    schema: dict[str, Any]
+    schema: Schema
     train: Arrays
     dev: Arrays
     objective: space.Objective
@@ -97,12 +98,12 @@ def make_search(
     base: BaseParams,
     train_params: TrainParams,
     params: TuneParams,
-    schema: dict[str, Any],
+    schema: Schema,
     train: Arrays,
     dev: Arrays,
 ) -> Search:
     """The search over the data; `train_params` and `params` as `search_params` returns them."""
-    objective = space.resolve_objective(params, schema["task"])
+    objective = space.resolve_objective(params, schema.task)
     return Search(base, train_params, params, schema, train, dev, objective)
 
 
@@ -121,7 +122,7 @@ def make_objective(search: Search, observer: TrialObserver) -> Callable[[optuna.
 
     Per-epoch dev values go to the pruner; a pruned trial stops at that epoch.
     """
-    task, metric = search.schema["task"], search.objective.metric
+    task, metric = search.schema.task, search.objective.metric
 
     def objective(trial: optuna.Trial) -> float:
         overrides = space.suggest(trial, search.params.space)

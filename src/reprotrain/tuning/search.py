@@ -1,6 +1,6 @@
 """Search space from params -> Optuna study. Knows nothing of files or MLflow.
 
-Running trials against the study (budget, locking, heartbeats) lives in stages/trials.py.
+Running trials against the study (budget, locking, heartbeats) lives in tuning/trials.py.
 """
 
 from __future__ import annotations
