@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -35,12 +37,43 @@ UNSCALED = frozenset({"hist_gradient_boosting"})
 INPUT_DTYPES = {"hist_gradient_boosting": np.float64}
 
 
+@dataclass(frozen=True)
+class FitOptions:
+    """How a fit runs beyond its data; only models that train in epochs (torch) use them."""
+
+    on_epoch: Callable[[dict[str, float]], None] | None = None  # each epoch's history row
+    checkpoint: Path | None = None  # resume from / save to this file every epoch
+    fingerprint: str = ""  # what the checkpoint belongs to (params, seed, data)
+    image_shape: list[int] | None = None  # the schema's, for CNNs and augmentation
+    progress: str = "off"  # bar | log | off
+
+
+class Model(Protocol):
+    """What the stages use of a model, torch or scikit-learn alike."""
+
+    name: str
+    family: str  # "torch" | "sklearn"
+    task: str
+    best_epoch: int | None  # the epoch whose weights it keeps (None: no epochs)
+    preprocessor: Any  # set by load_model
+
+    def fit(
+        self, train: Arrays, dev: Arrays, options: FitOptions | None = None
+    ) -> list[dict[str, float]]: ...
+
+    def predict(self, features: np.ndarray) -> np.ndarray: ...
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray | None: ...
+
+    def save(self, directory: Path) -> None: ...
+
+
 def input_dtype(model: str) -> type:
     """The dtype of the feature matrix `model` takes as is, without a copy of its own."""
     return INPUT_DTYPES.get(model, np.float32)
 
 
-def build_model(params: TrainParams, schema: Schema, seed: int) -> Any:
+def build_model(params: TrainParams, schema: Schema, seed: int) -> Model:
     """The model named in params, configured for this data."""
     n_classes = schema.n_classes if schema.is_classification else 0
     if params.model in TORCH_MODELS:
@@ -70,7 +103,7 @@ def save_model(model: Any, preprocessor: Any, directory: Path) -> None:
     preprocessor.save(directory)
 
 
-def load_model(directory: Path) -> Any:
+def load_model(directory: Path) -> Model:
     """A model with its `preprocessor` attribute: `model.preprocessor.transform(frame)`."""
     from reprotrain.data.features import load_preprocessor
 
@@ -119,6 +152,7 @@ def _full_proba(proba: np.ndarray, seen: np.ndarray, n_classes: int) -> np.ndarr
 
 class SklearnModel:
     family = "sklearn"
+    best_epoch = None  # fitted in one go
 
     def __init__(self, name: str, task: str, n_classes: int, estimator: Any):
         self.name, self.task, self.n_classes, self.estimator = name, task, n_classes, estimator
@@ -132,7 +166,10 @@ class SklearnModel:
         steps = [estimator] if params.model in UNSCALED else [StandardScaler(), estimator]
         return cls(params.model, task, n_classes, make_pipeline(*steps))
 
-    def fit(self, train: Arrays, dev: Arrays) -> list[dict[str, float]]:
+    def fit(
+        self, train: Arrays, dev: Arrays, options: FitOptions | None = None
+    ) -> list[dict[str, float]]:
+        """Fit on train; dev and the options are for models with epochs."""
         self.estimator.fit(*train)
         return []
 
@@ -287,6 +324,7 @@ class TorchModel:
         self.classes: list[Any] | None = None  # the label set (checked when fine-tuning)
         self.init_from: dict[str, str] | None = None  # the checkpoint it started from
         self.net: Any = None
+        self.best_epoch: int | None = None
 
     @classmethod
     def from_params(
@@ -313,21 +351,16 @@ class TorchModel:
     # -- training ------------------------------------------------------------------------
 
     def fit(
-        self,
-        train: Arrays,
-        dev: Arrays,
-        on_epoch=None,
-        checkpoint: Path | None = None,
-        fingerprint: str = "",
-        image_shape: list[int] | None = None,
-        progress: str = "off",
+        self, train: Arrays, dev: Arrays, options: FitOptions | None = None
     ) -> list[dict[str, float]]:
+        """Train on train, early-stopping on dev; ends with the best dev epoch's weights."""
         import torch
 
         from reprotrain.models import torch_loop as training
         from reprotrain.models.augment import make_augment
 
-        params = self.params
+        params, options = self.params, options or FitOptions()
+        image_shape = options.image_shape
         torch.manual_seed(self.seed)
         generator = torch.Generator().manual_seed(self.seed)
         features, targets = train
@@ -342,7 +375,7 @@ class TorchModel:
             log.info("train.augment.enabled: skipped, the data is tabular (no image_shape)")
         images = self.name == "cnn" or augmenting
         self.net[0].fit(torch.as_tensor(features), per_feature=not images)
-        backbone, fingerprint = self._start_from_checkpoint(fingerprint)
+        backbone, fingerprint = self._start_from_checkpoint(options.fingerprint)
         # The std of every value needs a full-size temporary: only when augmentation uses it.
         pixel_std = float(features.std()) if augmenting else 1.0
         augment = make_augment(params.augment, image_shape, pixel_std) if augmenting else None
@@ -355,8 +388,8 @@ class TorchModel:
             augment=augment,
             mixed_precision=params.mixed_precision,
             compile=params.compile,
-            progress=progress,
-            checkpoint=checkpoint,
+            progress=options.progress,
+            checkpoint=options.checkpoint,
             fingerprint=fingerprint,
             loss_scale=self.config.get("target_std", 1.0) ** 2,
             backbone=backbone,
@@ -369,7 +402,7 @@ class TorchModel:
             self._tensors(dev, device),
             loop,
             generator,
-            on_epoch,
+            options.on_epoch,
         )
         self.net.to("cpu")
         self.best_epoch, self.stop_reason = result.best_epoch, result.stop_reason

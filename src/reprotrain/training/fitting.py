@@ -20,7 +20,7 @@ from reprotrain.data import datasets
 from reprotrain.data.features import CHUNK_ROWS, Preprocessor, fit_preprocessor
 from reprotrain.data.schema import Schema
 from reprotrain.data.tables import read_batches, read_frame, row_count
-from reprotrain.models.model import TORCH_MODELS, build_model
+from reprotrain.models.model import TORCH_MODELS, FitOptions, build_model
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -149,19 +149,17 @@ def fit_and_score(
             f"task; allowed for regression: none, got {params.imbalance!r}"
         )
     model = build_model(params, schema, seed)
-    fit_data = resample(train, params.imbalance, seed)
-    if model.family == "torch":
-        history = model.fit(
-            fit_data,
-            dev,
-            on_epoch=on_epoch,
-            checkpoint=checkpoint,
-            fingerprint=fingerprint({"train": params.model_dump(), "seed": seed}, (*train, *dev)),
-            image_shape=schema.image_shape,
-            progress=progress,
-        )
-    else:
-        history = model.fit(fit_data, dev)
+    options = FitOptions(
+        on_epoch=on_epoch,
+        checkpoint=checkpoint,
+        # what a checkpoint belongs to: only worth hashing the data when there is one
+        fingerprint=fingerprint({"train": params.model_dump(), "seed": seed}, (*train, *dev))
+        if checkpoint
+        else "",
+        image_shape=schema.image_shape,
+        progress=progress,
+    )
+    history = model.fit(resample(train, params.imbalance, seed), dev, options)
     train_scores = metrics.score_model(model, task, train)
     dev_scores = metrics.score_model(model, task, dev)
     if not history:  # models without epochs: one row, so every model has a history
@@ -175,7 +173,7 @@ def fit_and_score(
         train_scores=train_scores,
         dev_scores=dev_scores,
         history=history,
-        best_epoch=getattr(model, "best_epoch", None),
+        best_epoch=model.best_epoch,
         dev_recall=dev_recall,
     )
 
