@@ -29,7 +29,7 @@ lint: $(STAMP)  ## ruff, the import layers and cycles (import-linter), mypy over
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
 	PYTHONPATH=src $(BIN)/lint-imports --no-cache
-	@echo "mypy: not yet (issue 12, in progress)"
+	$(BIN)/mypy
 
 check: $(STAMP) lint  ## the fast lane: lint + unit tests (no dvc repro, no browser)
 	$(BIN)/pytest -q -m "not e2e and not ui and not slow"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 
@@ -27,7 +28,7 @@ USAGE = "python -m reprotrain.cli.predict --model DIR --input FILE --output FILE
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not argparse's usage block
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
         raise UserError(f"reprotrain.cli.predict: {message}; usage: {USAGE}")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -308,9 +308,24 @@ class SpaceParam(Section):
             )
         return self
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(low, high) of a range (the validator made sure a range has both)."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} parameter has no range")
+        return self.low, self.high
+
+    @property
+    def options(self) -> list[Any]:
+        """The choices of a categorical (the validator made sure there are some)."""
+        if self.choices is None:
+            raise ValueError(f"a {self.type} parameter has no choices")
+        return self.choices
+
 
 # Dev metrics a study can optimize (per task: see reprotrain/tuning/search.py METRIC_DIRECTIONS).
-TUNE_METRICS = ("auto", "accuracy", "macro_f1", "log_loss", "r2", "rmse", "mse", "mae")
+TuneMetric = Literal["auto", "accuracy", "macro_f1", "log_loss", "r2", "rmse", "mse", "mae"]
+TUNE_METRICS = get_args(TuneMetric)
 STORAGE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg2://", "postgresql+psycopg://")
 
 
@@ -319,7 +334,7 @@ class TuneParams(Section):
     n_trials: Annotated[int, Field(ge=1)] | None  # total over reruns and workers
     timeout: PositiveFloat | None  # seconds per invocation
     grid_points: Annotated[int, Field(ge=2)]
-    metric: Literal[TUNE_METRICS]  # auto: accuracy (classification), r2 (regression)
+    metric: TuneMetric  # auto: accuracy (classification), r2 (regression)
     direction: Literal["auto", "maximize", "minimize"]
     tpe_startup_trials: Annotated[int, Field(ge=0)]  # random trials before TPE models
     pruner: Literal["none", "median", "hyperband"]

@@ -200,7 +200,7 @@ def encode_target(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
     target = frame[schema.target]
     if schema.task != "classification":
         return target.to_numpy(dtype=np.float32)
-    classes = schema.classes
+    classes = schema.labels
     values = target.astype(object) if isinstance(target.dtype, pd.CategoricalDtype) else target
     codes = pd.Categorical(values, categories=classes).codes.astype(np.int64)
     if (codes < 0).any():

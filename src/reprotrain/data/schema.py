@@ -39,6 +39,11 @@ class Schema:
         return self.task == "classification"
 
     @property
+    def labels(self) -> list[Any]:
+        """The class labels in index order ([] for regression)."""
+        return list(self.classes or [])
+
+    @property
     def n_classes(self) -> int:
         return len(self.classes or [])
 

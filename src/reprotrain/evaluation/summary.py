@@ -144,5 +144,5 @@ def summarize(
     }
     if task == "classification":
         y_pred = predictions[winner][0]
-        summary["per_class"] = per_class(y_true, y_pred, schema.classes, params.bootstrap, seed)
+        summary["per_class"] = per_class(y_true, y_pred, schema.labels, params.bootstrap, seed)
     return summary, winner

@@ -23,7 +23,7 @@ from reprotrain.config.params import TORCH_MODELS
 from reprotrain.data.schema import Schema
 
 if TYPE_CHECKING:
-    from reprotrain.config import TrainParams
+    from reprotrain.config import InitFromParams, TrainParams
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ def load_model(directory: Path) -> Model:
     if not config_path.is_file():
         raise UserError(f"{directory}: not a model directory (no {CONFIG_FILE})")
     config = json.loads(config_path.read_text())
+    model: Model
     if config["family"] == "torch":
         model = TorchModel.load(directory, config)
     else:
@@ -121,7 +122,7 @@ def load_model(directory: Path) -> Model:
 
 
 def predict_rows(
-    model: Any, rows: pd.DataFrame, where: str = "input"
+    model: Model, rows: pd.DataFrame, where: str = "input"
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """A loaded model on raw rows, through its own preprocessor: predicted class indices or
     values, and class probabilities (None for regression)."""
@@ -130,13 +131,13 @@ def predict_rows(
 
 
 def predictions_frame(
-    model: Any, schema: Schema, rows: pd.DataFrame, where: str = "input"
+    model: Model, schema: Schema, rows: pd.DataFrame, where: str = "input"
 ) -> pd.DataFrame:
     """`prediction` (a class label or a value) and, for classification, `proba_<class>`."""
     predicted, proba = predict_rows(model, rows, where)
-    if schema.task != "classification":
+    if proba is None:  # regression
         return pd.DataFrame({"prediction": np.asarray(predicted, dtype=np.float64)})
-    classes = schema.classes
+    classes = schema.labels
     frame = pd.DataFrame({"prediction": [classes[int(index)] for index in predicted]})
     for position, label in enumerate(classes):
         frame[f"proba_{label}"] = proba[:, position]
@@ -152,10 +153,11 @@ def _full_proba(proba: np.ndarray, seen: np.ndarray, n_classes: int) -> np.ndarr
 
 class SklearnModel:
     family = "sklearn"
-    best_epoch = None  # fitted in one go
+    best_epoch: int | None = None  # fitted in one go
 
     def __init__(self, name: str, task: str, n_classes: int, estimator: Any):
         self.name, self.task, self.n_classes, self.estimator = name, task, n_classes, estimator
+        self.preprocessor: Any = None  # set by load_model
 
     @classmethod
     def from_params(cls, params: TrainParams, task: str, n_classes: int, seed: int):
@@ -325,6 +327,7 @@ class TorchModel:
         self.init_from: dict[str, str] | None = None  # the checkpoint it started from
         self.net: Any = None
         self.best_epoch: int | None = None
+        self.preprocessor: Any = None  # set by load_model
 
     @classmethod
     def from_params(
@@ -360,6 +363,8 @@ class TorchModel:
         from reprotrain.models.augment import make_augment
 
         params, options = self.params, options or FitOptions()
+        if params is None:
+            raise RuntimeError(f"{self.name}: a model loaded from disk is not trained again")
         image_shape = options.image_shape
         torch.manual_seed(self.seed)
         generator = torch.Generator().manual_seed(self.seed)
@@ -375,10 +380,14 @@ class TorchModel:
             log.info("train.augment.enabled: skipped, the data is tabular (no image_shape)")
         images = self.name == "cnn" or augmenting
         self.net[0].fit(torch.as_tensor(features), per_feature=not images)
-        backbone, fingerprint = self._start_from_checkpoint(options.fingerprint)
+        backbone, fingerprint = self._start_from_checkpoint(params.init_from, options.fingerprint)
         # The std of every value needs a full-size temporary: only when augmentation uses it.
         pixel_std = float(features.std()) if augmenting else 1.0
-        augment = make_augment(params.augment, image_shape, pixel_std) if augmenting else None
+        augment = (
+            make_augment(params.augment, image_shape, pixel_std)
+            if augmenting and image_shape
+            else None
+        )
         device = resolve_device(params.device)
         self.net.to(device)
         loop = training.LoopConfig(
@@ -409,7 +418,7 @@ class TorchModel:
         self.resumed_from = result.resumed_from
         return result.history
 
-    def _start_from_checkpoint(self, fingerprint: str) -> tuple[Any, str]:
+    def _start_from_checkpoint(self, init: InitFromParams, fingerprint: str) -> tuple[Any, str]:
         """Load train.init_from into the fresh network (input statistics included).
 
         Returns the backbone to freeze (or None) and the resume fingerprint, which now
@@ -419,7 +428,6 @@ class TorchModel:
 
         from reprotrain.models import pretrained
 
-        init = self.params.init_from
         if init.mode == "none":
             return None, fingerprint
         checkpoint = pretrained.load(init.path)

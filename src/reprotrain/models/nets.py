@@ -13,6 +13,8 @@ class Standardize(nn.Module):
 
     def __init__(self, n_features: int):
         super().__init__()
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
 

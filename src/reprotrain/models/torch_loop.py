@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -126,7 +126,11 @@ def make_optimizer(
     # fused: one kernel per parameter for the whole update, where torch has one (CPU, CUDA);
     # Adam's for-loop version costs about a third more per batch of a small MLP on a CPU.
     device = next(net.parameters()).device.type
-    common = {"lr": optim.lr, "weight_decay": optim.weight_decay, "fused": device in FUSED_ON}
+    common: dict[str, Any] = {
+        "lr": optim.lr,
+        "weight_decay": optim.weight_decay,
+        "fused": device in FUSED_ON,
+    }
     if optim.optimizer == "sgd":
         return torch.optim.SGD(params, momentum=optim.momentum, **common)
     if optim.optimizer == "adam":
@@ -153,7 +157,7 @@ def param_groups(net: nn.Module, lr: float, backbone: Backbone) -> list[dict[str
     pretrained = {id(p) for name in backbone.modules for p in net.get_submodule(name).parameters()}
     head = [p for p in net.parameters() if id(p) not in pretrained]
     body = [p for p in net.parameters() if id(p) in pretrained]
-    groups = [{"params": head}]
+    groups: list[dict[str, Any]] = [{"params": head}]
     if body:
         groups.append({"params": body, "lr": lr * backbone.lr_factor})
     return groups
@@ -180,7 +184,8 @@ def batches(
 
 def l1_penalty(net: nn.Module) -> torch.Tensor:
     """Sum of absolute weights of every layer (biases and norms excluded)."""
-    return sum(p.abs().sum() for name, p in net.named_parameters() if name.endswith("weight"))
+    weights = [p.abs().sum() for name, p in net.named_parameters() if name.endswith("weight")]
+    return cast(torch.Tensor, sum(weights))
 
 
 def autograd_step(
@@ -250,6 +255,7 @@ def train_epoch(
     # Batch losses are means: weight each by its batch size (the last batch may be short).
     sizes = torch.tensor([len(index) for index in indices], device=features.device)
     mean_loss = float((torch.stack(losses) * sizes).sum()) / len(features)
+    assert outputs_seen is not None  # an epoch has at least one batch
     return mean_loss, outputs_seen, targets_seen
 
 
@@ -410,7 +416,7 @@ def fit(
 
     # A compiled module shares net's parameters: the optimizer, state dicts and checkpoints
     # keep using net itself.
-    forward = torch.compile(net) if loop.compile else net
+    forward = cast(nn.Module, torch.compile(net)) if loop.compile else net
     progress = Progress(loop.progress, optim.epochs, state.epoch)
     for epoch in range(state.epoch + 1, optim.epochs + 1):
         if state.done:
@@ -432,7 +438,8 @@ def fit(
         if on_epoch is not None:
             on_epoch(row)
         improved, should_stop, reason = stopper.step(epoch, row[loop.stopping.monitor])
-        if should_stop and state.frozen and loop.backbone.unfreezes(optim.epochs):
+        unfreezes = loop.backbone is not None and loop.backbone.unfreezes(optim.epochs)
+        if should_stop and state.frozen and unfreezes:
             should_stop = False  # the unfrozen epochs still to come get their own patience
         if improved:
             state.best_state = copy.deepcopy(net.state_dict())

@@ -27,7 +27,7 @@ def classification_tables(
     schema: Schema, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray, bins: int
 ) -> dict[str, pd.DataFrame]:
     return {
-        "confusion": curves.confusion_table(y_true, y_pred, schema.classes),
+        "confusion": curves.confusion_table(y_true, y_pred, schema.labels),
         "roc": curves.roc_table(y_true, proba),
         "precision_recall": curves.precision_recall_table(y_true, proba),
         "calibration": curves.calibration_table(y_true, proba, bins),
@@ -42,7 +42,7 @@ def classification_figures(
     summary: dict[str, Any],
 ) -> dict[str, Any]:
     y_pred, proba = prediction
-    labels = [str(label) for label in schema.classes]
+    labels = [str(label) for label in schema.labels]
     model = TITLE_MODEL[summary["selected"]["model"]]
     per_class = curves.class_curves(y_true, proba)
     auc = report.selected_scores(summary).get("roc_auc", {}).get("value")

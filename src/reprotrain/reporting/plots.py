@@ -49,7 +49,7 @@ def confusion_figure(matrix: np.ndarray, labels: list[str], title: str) -> Any:
             axis.text(
                 column,
                 row,
-                int(matrix[row, column]),
+                str(int(matrix[row, column])),
                 ha="center",
                 va="center",
                 color=color,
@@ -237,7 +237,7 @@ def study_history_figure(rows: list[dict[str, Any]], metric: str, direction: str
 
 def importance_figure(importances: dict[str, float]) -> Any:
     """Each tuned param's share of the dev-score variance (fANOVA), largest on top."""
-    names = sorted(importances, key=importances.get)
+    names = sorted(importances, key=lambda name: importances[name])
     figure, axis = plt.subplots(figsize=(7, 0.5 * len(names) + 1.5))
     axis.barh(names, [importances[name] for name in names])
     axis.set(xlabel="importance (fANOVA)", title="Hyperparameter importance (dev)")

@@ -29,7 +29,7 @@ def frame_score(schema: Schema, y_true: np.ndarray, predictions: pd.DataFrame) -
     """The primary score of a pyfunc prediction frame (column `prediction`)."""
     predicted = predictions["prediction"].tolist()
     if schema.task == "classification":
-        index = {label: position for position, label in enumerate(schema.classes)}
+        index = {label: position for position, label in enumerate(schema.labels)}
         labels = np.array([index.get(label, -1) for label in predicted])
         return metrics.scores("classification", y_true, labels)["accuracy"]
     return metrics.scores("regression", y_true, np.asarray(predicted, dtype=np.float64))["r2"]

@@ -24,6 +24,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.data.meta_dataset import MetaDataset
+from mlflow.data.pandas_dataset import from_pandas
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema as MlflowSchema
@@ -74,7 +75,10 @@ def setup() -> str:
     try:
         return client.create_experiment(name, artifact_location=location)
     except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel worker
-        return client.get_experiment_by_name(name).experiment_id
+        created = client.get_experiment_by_name(name)
+        if created is None:
+            raise
+        return created.experiment_id
 
 
 def git_commit() -> str:
@@ -292,8 +296,13 @@ def split_dataset(path: Path, name: str) -> SplitFile:
         source = resolve_dataset_source(str(path.resolve()))
         for column in columns:  # only the schema is kept: one column in memory at a time
             one = pd.read_parquet(path, columns=[column])
-            schemas.append(mlflow.data.from_pandas(one, source, digest=digest).schema)
-    schema = None if None in schemas else MlflowSchema([spec for s in schemas for spec in s.inputs])
+            schemas.append(from_pandas(one, source, digest=digest).schema)
+    known = [one for one in schemas if one is not None]
+    schema = (
+        MlflowSchema([spec for s in known for spec in s.inputs])
+        if len(known) == len(schemas)
+        else None
+    )
     shape = (pq.ParquetFile(path).metadata.num_rows, len(columns))
     return SplitFile(source, name, digest, schema, shape)
 

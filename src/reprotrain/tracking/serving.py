@@ -7,8 +7,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from reprotrain.data.schema import Schema
 
@@ -26,7 +26,7 @@ def pip_requirements() -> list[str]:
     return pins
 
 
-class PipelineModel(mlflow.pyfunc.PythonModel):
+class PipelineModel(PythonModel):
     """Loads a model directory written by this pipeline; predicts on feature rows."""
 
     def load_context(self, context: Any) -> None:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def load_train_dev(
     so that it makes no copy of its own.
     """
     if params is None:
-        (params,) = config.load("features")
+        params = cast(FeaturesParams, config.load("features")[0])
     # The train frame lives only while the preprocessor is fitted. Each split is then read
     # again in row batches, straight into its matrix: memory never holds a frame and its
     # matrix together.
@@ -166,7 +166,7 @@ def fit_and_score(
         history = [metrics.history_row(task, 1, train_scores, dev_scores)]
     dev_recall = None
     if task == "classification":
-        dev_recall = metrics.per_class_recall(dev[1], model.predict(dev[0]), schema.classes)
+        dev_recall = metrics.per_class_recall(dev[1], model.predict(dev[0]), schema.labels)
     return Fitted(
         model=model,
         seed=seed,

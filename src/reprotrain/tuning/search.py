@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import optuna
@@ -39,7 +39,8 @@ NOT_TUNABLE = (
     "init_from.path",
     "init_from.mlflow_run_id",
 )
-METRIC_DIRECTIONS = {
+Direction = Literal["maximize", "minimize"]
+METRIC_DIRECTIONS: dict[str, dict[str, Direction]] = {
     "classification": {"accuracy": "maximize", "macro_f1": "maximize", "log_loss": "minimize"},
     "regression": {"r2": "maximize", "rmse": "minimize", "mse": "minimize", "mae": "minimize"},
 }
@@ -54,7 +55,7 @@ class Objective:
     """The dev metric a study optimizes and which way."""
 
     metric: str
-    direction: str
+    direction: Direction
 
 
 # --- the space ----------------------------------------------------------------------------
@@ -139,10 +140,9 @@ def _check_value(section: str, key: str, value: Any, train_params: TrainParams) 
 def _extremes(spec: SpaceParam) -> list[Any]:
     """The values that prove a space entry valid: every choice, or both ends of a range."""
     if spec.type == "categorical":
-        return list(spec.choices)
-    if spec.type == "int":
-        return [int(spec.low), int(spec.high)]
-    return [spec.low, spec.high]
+        return list(spec.options)
+    low, high = spec.bounds
+    return [int(low), int(high)] if spec.type == "int" else [low, high]
 
 
 def _reason(exc: UserError) -> str:
@@ -159,7 +159,7 @@ def apply(params: TrainParams, overrides: dict[str, Any]) -> TrainParams:
         for part in parents:
             node = node[part]
         node[leaf] = value
-    return config.parse_section("train", raw, source="tune.space")
+    return cast(TrainParams, config.parse_section("train", raw, source="tune.space"))
 
 
 def _encode(choices: list[Any]) -> list[Any]:
@@ -179,12 +179,14 @@ def suggest(trial: optuna.Trial, space: dict[str, SpaceParam]) -> dict[str, Any]
     """One value per space entry, decoded to what the train params expect."""
     values: dict[str, Any] = {}
     for name, spec in space.items():
+        value: Any
         if spec.type == "float":
-            value = trial.suggest_float(name, spec.low, spec.high, log=spec.log)
+            value = trial.suggest_float(name, *spec.bounds, log=spec.log)
         elif spec.type == "int":
-            value = trial.suggest_int(name, int(spec.low), int(spec.high), log=spec.log)
+            low, high = spec.bounds
+            value = trial.suggest_int(name, int(low), int(high), log=spec.log)
         else:
-            value = trial.suggest_categorical(name, _encode(spec.choices))
+            value = trial.suggest_categorical(name, _encode(spec.options))
         values[name] = _decode(value, spec)
     return values
 
@@ -194,10 +196,10 @@ def grid(space: dict[str, SpaceParam], points: int) -> dict[str, list[Any]]:
     result: dict[str, list[Any]] = {}
     for name, spec in space.items():
         if spec.type == "categorical":
-            result[name] = _encode(spec.choices)
+            result[name] = _encode(spec.options)
             continue
         spaced = np.geomspace if spec.log else np.linspace
-        values = spaced(spec.low, spec.high, points)
+        values = spaced(*spec.bounds, points)
         if spec.type == "int":
             result[name] = sorted({int(round(value)) for value in values})
         else:
@@ -315,8 +317,8 @@ def max_epochs(params: TuneParams, train_params: TrainParams) -> int:
     if spec is None:
         return train_params.optim.epochs
     if spec.type == "categorical":
-        return max(int(choice) for choice in spec.choices)
-    return int(spec.high)
+        return max(int(choice) for choice in spec.options)
+    return int(spec.bounds[1])
 
 
 def storage_url(url: str, root: Path | None = None) -> str:

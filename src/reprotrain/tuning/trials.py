@@ -74,7 +74,7 @@ class StudyLock:
                 with self._file_lock(Path(self.url[len("sqlite:///") :])):
                     yield
             else:
-                with self._advisory_lock():
+                with self._advisory_lock(self.url):
                     yield
 
     @staticmethod
@@ -90,11 +90,11 @@ class StudyLock:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
-    def _advisory_lock(self) -> Iterator[None]:
+    def _advisory_lock(self, url: str) -> Iterator[None]:
         import sqlalchemy
 
         if self._engine is None:  # no pool: a dropped connection releases the lock
-            self._engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+            self._engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
         with self._engine.connect() as connection:
             connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": self.key})
             try:
