@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -77,3 +79,15 @@ def mlflow_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     yield uri
     os.environ.pop("MLFLOW_REGISTRY_URI", None)
     registry_utils._registry_uri = None
+
+
+@pytest.fixture(scope="module")
+def rc():
+    """scripts/repro_check.py, imported as a module."""
+    spec = importlib.util.spec_from_file_location(
+        "repro_check", REPO_ROOT / "scripts" / "repro_check.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["repro_check"] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module

@@ -70,3 +70,30 @@ def default_params(overrides: dict[str, Any]) -> dict[str, Any]:
     from repo_params import everything
 
     return everything(overrides)
+
+
+SMALL_PARAMS = {
+    "base": {"seed": 0, "threads": 1},
+    "prepare": {"source": "sklearn:iris", "target": None, "task": "auto"},
+    "train": {
+        "model": "mlp",
+        "seeds": [0],
+        "device": "cpu",
+        "mlp": {"hidden_sizes": [16]},
+        "optim": {"epochs": 5, "batch_size": 32},
+        "early_stopping": {"patience": 10},
+        "progress": "off",
+    },
+    "tune": {
+        "method": "tpe",
+        "n_trials": 2,
+        "space": {"optim.lr": {"type": "float", "low": 0.001, "high": 0.01, "log": True}},
+    },
+    "learning_curve": {"fractions": [0.5, 1.0]},
+    "evaluate": {"bootstrap": {"n_resamples": 100}},
+}
+
+
+def small_params() -> dict[str, Any]:
+    """A configuration of every stage small enough for an end-to-end `dvc repro` in tests."""
+    return default_params(SMALL_PARAMS)

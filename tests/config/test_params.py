@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import repo_params
 import yaml
+from project_copy import REPO_ROOT
 
 from reprotrain import config
 from reprotrain.config import TrainParams
 from reprotrain.config.errors import UserError
 
-REPO_PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
+REPO_PARAMS = REPO_ROOT / "params.yaml"
 
 INVALID_SECTIONS = [
     pytest.param(

@@ -21,6 +21,7 @@ import pytest
 import repo_params
 import yaml
 from PIL import Image
+from project_copy import REPO_ROOT
 
 from reprotrain import config
 from reprotrain.config.errors import UserError
@@ -30,7 +31,6 @@ from reprotrain.data.features import fit_preprocessor
 from reprotrain.models.model import build_model, save_model
 from stages import prepare, split
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 GOOD_CSV = "a,b,label\n1.5,x,0\n2.5,y,1\n3.5,x,0\n4.5,y,1\n"
 
 
@@ -82,32 +82,13 @@ def previous_outputs(workdir):
 
 @pytest.mark.parametrize(
     ("files", "params", "message"),
-    [
+    [  # one case as a command; the rest of prepare's bad data in-process, below
         pytest.param(
             {"data.csv": "a,label\n1,0\nx2,1\n3,0\n4,1\n"},
             {"prepare": {"source": "data.csv", "target": "label"}},
             r"data\.csv: column 'a' must be numeric, got non-numeric value 'x2' \(row 2\); if "
             r"it is text, set prepare\.column_types\.a: category$",
             id="non-numeric-value",
-        ),
-        pytest.param(
-            {"data.csv": "a,label\n1,0\n2,\n3,1\n"},
-            {"prepare": {"source": "data.csv", "target": "label"}},
-            r"data\.csv: target column 'label' has 1 missing values; allowed: none, or set "
-            r"prepare\.drop_missing_target: true to drop those rows$",
-            id="target-missing-values",
-        ),
-        pytest.param(
-            {"data.csv": "a,b\n1,2\n"},
-            {"prepare": {"source": "data.csv", "target": "label"}},
-            r"data\.csv: target column 'label' not found; columns are: a, b$",
-            id="missing-target-column",
-        ),
-        pytest.param(
-            {"data.parquet": "PAR1 but not really"},
-            {"prepare": {"source": "data.parquet", "target": "label"}},
-            r"data\.parquet: not a valid PARQUET file \(.*magic bytes not found",
-            id="invalid-parquet",
         ),
     ],
 )
@@ -122,6 +103,7 @@ def test_prepare_command_refuses_bad_data(
     assert snapshot(root) == before
 
 
+@pytest.mark.slow
 def test_split_command_refuses_an_empty_split(previous_outputs) -> None:
     root = previous_outputs({"split": {"train": 0.9, "dev": 0.05, "test": 0.05}})
     frame = pd.DataFrame({"x": np.arange(10.0), "label": [0, 1] * 5})
@@ -166,6 +148,7 @@ def _plant_code(path: Path) -> None:
     sio.dump(FunctionTransformer(func=os.system), path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("file", "damage", "in_subprocess", "message"),
     [
@@ -337,6 +320,25 @@ def _image_folder(root: Path) -> None:
             id="unsupported-file-type",
         ),
         pytest.param(
+            {"data.csv": "a,label\n1,0\n2,\n3,1\n"},
+            {"source": "data.csv", "target": "label"},
+            r"data\.csv: target column 'label' has 1 missing values; allowed: none, or set "
+            r"prepare\.drop_missing_target: true to drop those rows$",
+            id="target-missing-values",
+        ),
+        pytest.param(
+            {"data.csv": "a,b\n1,2\n"},
+            {"source": "data.csv", "target": "label"},
+            r"data\.csv: target column 'label' not found; columns are: a, b$",
+            id="missing-target-column",
+        ),
+        pytest.param(
+            {"data.parquet": "PAR1 but not really"},
+            {"source": "data.parquet", "target": "label"},
+            r"data\.parquet: not a valid PARQUET file \(.*magic bytes not found",
+            id="invalid-parquet",
+        ),
+        pytest.param(
             "images",
             {"source": "images", "image": {"size": [4, 4]}},
             r"images/b/broken\.png: cannot decode image \(\w+\); allowed: PNG or JPEG files",
@@ -381,6 +383,7 @@ def test_split_refuses_before_writing(previous_outputs) -> None:
 # --- a stage killed mid-write ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigkill_mid_write_leaves_the_previous_output(workdir) -> None:
     """SIGKILL `prepare` while its Parquet temp file exists: the old file stays whole."""
     root = workdir({"prepare": {"source": "big.csv", "target": "label"}})

@@ -58,6 +58,7 @@ def _fitted(model_name: str, frame_data) -> tuple[Any, Any, Any, tuple]:
     return model, schema, preprocessor, arrays
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("model_name", "task"),
     [

@@ -84,6 +84,7 @@ def _register(workspace: dict, name: str) -> dict:
         )
 
 
+@pytest.mark.slow
 def test_champion_moves_only_beyond_the_interval(workspace: dict) -> None:
     first = _register(workspace, "baseline")
     assert first["champion"] == "moved" and "no champion yet" in first["champion_reason"]
@@ -108,6 +109,7 @@ def test_champion_moves_only_beyond_the_interval(workspace: dict) -> None:
     assert run.data.tags["champion_reason"] == same["champion_reason"]
 
 
+@pytest.mark.slow
 def test_champion_loads_with_pyfunc_and_predicts_new_rows(workspace: dict) -> None:
     _register(workspace, "good")
     model = mlflow.pyfunc.load_model("models:/blobs@champion")
@@ -134,9 +136,7 @@ def test_registered_name_defaults_to_the_dataset() -> None:
     schema = dataclasses.replace(make_schema(), source="sklearn:digits")
     assert tracking.registered_model_name(schema, None) == "reprotrain-digits"
     csv = dataclasses.replace(schema, source="data/my file.csv")
-    assert tracking.registered_model_name(csv, None) == (
-        "reprotrain-my-file"
-    )
+    assert tracking.registered_model_name(csv, None) == ("reprotrain-my-file")
     assert tracking.registered_model_name(schema, "mine") == "mine"
 
 

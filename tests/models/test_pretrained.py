@@ -481,6 +481,7 @@ def test_tune_leaves_the_pretrained_layer_sizes_out_of_its_space(caplog):
 # --- MLflow lineage ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_mlflow_records_digest_and_links_the_run_that_wrote_the_weights(mlp_checkpoint):
     from mlflow.tracking import MlflowClient
 
@@ -518,6 +519,7 @@ def test_mlflow_with_an_unknown_run_id_records_the_digest_only(mlp_checkpoint):
 # --- the point of it: less data needed --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_finetuning_beats_scratch_on_a_few_noisy_digits(pretrained_dir):
     """Pretrained on clean digits, 27 noisy training rows: fine-tuning wins by a margin.
 

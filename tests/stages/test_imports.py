@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import repo_params
 import yaml
+from project_copy import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("torch", "mlflow")
 
 REPORT_MODULES = (

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import repo_params
+from frames import customers, new_rows
 
 from reprotrain.cli import predict
 from reprotrain.config.errors import UserError
@@ -17,27 +18,6 @@ from reprotrain.data.schema import Schema
 from reprotrain.models.model import build_model, load_model, save_model
 from reprotrain.training import fitting
 from stages import prepare, split
-
-
-def customers(n: int = 240, seed: int = 0) -> pd.DataFrame:
-    """Mixed kinds with gaps; the label depends on spend and plan."""
-    rng = np.random.default_rng(seed)
-    plan = rng.choice(["basic", "plus", "pro"], n)
-    spend = rng.normal(50, 15, n)
-    frame = pd.DataFrame(
-        {
-            "spend": spend,
-            "visits": rng.integers(0, 30, n),
-            "plan": plan,
-            "newsletter": rng.choice(["true", "false"], n),
-            "signup": pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 700, n), "D"),
-            "email": [f"user{i}@example.com" for i in range(n)],
-        }
-    )
-    frame["label"] = np.where((spend > 50) | (plan == "pro"), "stay", "churn")
-    frame.loc[rng.choice(n, n // 12, replace=False), "spend"] = np.nan
-    frame.loc[rng.choice(n, n // 16, replace=False), "plan"] = None
-    return frame
 
 
 def train_model(root: Path, model: str, target: str = "label", task: str = "auto") -> Path:
@@ -58,10 +38,6 @@ def classifier(workdir) -> Path:
     root = workdir({"prepare": {"source": "customers.csv", "target": "label"}})
     customers().to_csv(root / "customers.csv", index=False)
     return train_model(root, "logistic_regression")
-
-
-def new_rows(n: int = 12) -> pd.DataFrame:
-    return customers(n, seed=5).drop(columns=["label"])
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"], ids=["csv", "parquet"])
@@ -217,51 +193,3 @@ def test_model_without_schema_is_refused(classifier: Path) -> None:
     new_rows(2).to_csv("new.csv", index=False)
     with pytest.raises(UserError, match=r"no schema\.json beside the model; allowed: a model"):
         predict.main(["--model", str(classifier), "--input", "new.csv", "--output", "p.csv"])
-
-
-@pytest.mark.e2e
-def test_stage_commands_end_to_end_on_mixed_csv(tmp_path: Path) -> None:
-    """prepare, split and train as commands on text/bool/date columns with gaps (MLflow
-    logs the model with a signature from such data), then predict from the saved model."""
-    import os
-    import subprocess
-    import sys
-
-    import yaml
-
-    repo = Path(__file__).resolve().parent.parent
-    params = {
-        "prepare": {"source": "customers.csv", "target": "label"},
-        "split": {"time_column": "signup"},
-        "features": {"scale": "standard", "exclude": ["visits"]},
-        "train": {"model": "logistic_regression", "seeds": [0], "device": "cpu"},
-        "learning_curve": {"fractions": []},
-    }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(repo_params.merged(params)))
-    customers().to_csv(tmp_path / "customers.csv", index=False)
-    new_rows(6).to_csv(tmp_path / "new.csv", index=False)
-    env = {**os.environ, "PYTHONPATH": str(repo)}
-    commands = [
-        ["stages.prepare"],
-        ["stages.split"],
-        ["stages.train"],
-        ["reprotrain.cli.predict", "--model", "models/model/seed-0", "--input", "new.csv"]
-        + ["--output", "out.parquet"],
-    ]
-    for command in commands:
-        result = subprocess.run(
-            [sys.executable, "-m", *command],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, result.stderr[-2000:]
-    split_metrics = io.read_json(tmp_path / "metrics" / "split.json")
-    assert split_metrics["method"] == "time"
-    saved = io.read_json(tmp_path / "models" / "model" / "seed-0" / "schema.json")
-    assert saved["preprocessing"]["dropped"].keys() == {"email"}
-    assert "visits" not in saved["preprocessing"]["columns"]
-    result = pd.read_parquet(tmp_path / "out.parquet")
-    assert list(result.columns) == ["prediction", "proba_churn", "proba_stay"] and len(result) == 6

@@ -15,12 +15,11 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from project_copy import REPO_ROOT
 
 from reprotrain import tuning
 from reprotrain.tuning import trials
 from reprotrain.tuning.trials import Budget, StudyLock, counted, next_action, run_trials
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def frozen(state: TrialState, number_retried: list[int] | None = None):
@@ -148,6 +147,7 @@ def test_an_interrupted_trial_is_queued_again(tmp_path: Path) -> None:
     assert counted(study.trials) == 2
 
 
+@pytest.mark.slow
 def test_a_trial_of_a_dead_worker_is_failed_and_retried(tmp_path: Path) -> None:
     study, storage, url = sqlite_study(tmp_path / "t.db", heartbeat_s=1, grace_s=1)
     orphan = study.ask()  # claimed by a worker that dies before telling
@@ -187,6 +187,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_processes_sharing_a_sqlite_grid_run_each_point_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'grid.db'}"
     tuning.open_storage(url)  # create the schema once, before the workers race

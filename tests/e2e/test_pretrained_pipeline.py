@@ -21,7 +21,6 @@ from sklearn.datasets import load_digits
 from reprotrain.config import paths
 from reprotrain.data import io
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT = "pretrained/digits-mlp"
 SMALL = {
     "base": {"seed": 0, "threads": 1},

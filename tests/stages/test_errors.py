@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import subprocess
@@ -11,10 +12,9 @@ from pathlib import Path
 import pytest
 import repo_params
 import yaml
+from project_copy import REPO_ROOT
 
 from reprotrain.config.errors import UserError, run_stage
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 CASES = [
     pytest.param(
@@ -83,27 +83,48 @@ CASES = [
 ]
 
 
+# The first case of each stage runs the real command in a subprocess; the others call the
+# stage's main() in-process through the same run_stage wrapper (exit status and stderr alike).
+AS_COMMAND = {"prepare-bad-task", "split-fractions", "train-unknown-model", "tune-space-key"}
+AS_COMMAND |= {"evaluate-out-of-range"}
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("stage", "params", "message"), CASES)
 def test_stage_user_error_is_one_line(
-    tmp_path: Path, stage: str, params: dict, message: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+    stage: str,
+    params: dict,
+    message: str,
 ) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(repo_params.merged(params)))
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-m", f"stages.{stage}"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    lines = result.stderr.splitlines()
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    assert len(lines) == 1, result.stderr
+    if request.node.callspec.id in AS_COMMAND:
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        result = subprocess.run(
+            [sys.executable, "-m", f"stages.{stage}"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        code, stdout, stderr = result.returncode, result.stdout, result.stderr
+    else:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setattr(sys, "argv", [f"stages.{stage}"])
+        with pytest.raises(SystemExit) as caught:
+            run_stage(importlib.import_module(f"stages.{stage}").main)
+        code, (stdout, stderr) = caught.value.code, capsys.readouterr()
+    lines = stderr.splitlines()
+    assert code == 2, stderr
+    assert "Traceback" not in stderr
+    assert len(lines) == 1, stderr
     assert lines[0].startswith("error: ")
     assert re.match(message, lines[0]), lines[0]
-    assert result.stdout == ""
+    assert stdout == ""
     assert sorted(path.name for path in tmp_path.iterdir()) == ["params.yaml"]
 
 

@@ -16,6 +16,7 @@ import pytest
 import repo_params
 import torch
 import yaml
+from project_copy import REPO_ROOT
 from schemas import make_schema
 from sklearn.datasets import load_breast_cancer, make_classification
 
@@ -27,8 +28,6 @@ from reprotrain.models import torch_loop as training
 from reprotrain.models.augment import make_augment
 from reprotrain.models.model import load_model, save_model
 from reprotrain.training.fitting import fit_and_score, resample, resolve_progress
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def train_params(**overrides) -> config.TrainParams:
@@ -139,6 +138,7 @@ def test_imbalance_on_regression_is_refused(regression_data):
         fit_and_score(train_params(imbalance="oversample"), schema, 0, train, dev)
 
 
+@pytest.mark.slow
 def test_cnn_with_augmentation_learns_digits(digits):
     schema, train, dev = digits
     params = train_params(model="cnn", **{"augment.enabled": True, "optim.epochs": 8})
@@ -366,6 +366,7 @@ RESUME_TRAIN = {
 }
 
 
+@pytest.mark.slow
 def test_train_is_byte_identical_and_resumes_after_kill(tmp_path):
     reference = workspace(tmp_path / "reference", RESUME_TRAIN)
     result = run_stage("train", reference)
