@@ -247,7 +247,13 @@ def test_changed_search_refuses_to_join_the_stored_study(tune_dir) -> None:
 @pytest.mark.slow
 def test_parallel_trials_do_not_fail(tune_dir) -> None:
     root = tune_dir(
-        {"method": "random", "n_trials": 4, "n_jobs": 2, "storage": "sqlite:///tune.db", "pruner": "none"}
+        {
+            "method": "random",
+            "n_trials": 4,
+            "n_jobs": 2,
+            "storage": "sqlite:///tune.db",
+            "pruner": "none",
+        }
     )
     tune.main([])
     assert summary(root)["trial_states"] == {"complete": 4, "pruned": 0, "failed": 0}
