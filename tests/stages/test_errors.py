@@ -87,10 +87,15 @@ CASES = [
 # stage's main() in-process through the same run_stage wrapper (exit status and stderr alike).
 AS_COMMAND = {"prepare-bad-task", "split-fractions", "train-unknown-model", "tune-space-key"}
 AS_COMMAND |= {"evaluate-out-of-range"}
+AS_MARKED = [  # the commands are slow (a fresh interpreter each)
+    pytest.param(
+        *case.values, id=case.id, marks=[pytest.mark.slow] if case.id in AS_COMMAND else []
+    )
+    for case in CASES
+]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("stage", "params", "message"), CASES)
+@pytest.mark.parametrize(("stage", "params", "message"), AS_MARKED)
 def test_stage_user_error_is_one_line(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
