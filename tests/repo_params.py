@@ -58,6 +58,18 @@ def parse(name: str, mapping: Any) -> Any:
     return config.parse_section(name, merge(raw(name), overrides))
 
 
+def nested(base: dict[str, Any], dotted: dict[str, Any]) -> dict[str, Any]:
+    """`base` with dotted keys set: {"optim.lr": 0.1} sets base["optim"]["lr"]."""
+    raw = copy.deepcopy(base)
+    for key, value in dotted.items():
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return raw
+
+
 def everything(overrides: dict[str, Any]) -> dict[str, Any]:
     """Every section of params.yaml with `overrides` merged in, each validated: the
     params.yaml an end-to-end test writes into its project copy."""

@@ -39,13 +39,7 @@ def train_params(**overrides) -> config.TrainParams:
         "optim": {"epochs": 5},
         "early_stopping": {"patience": 100},
     }
-    for key, value in overrides.items():
-        node = raw
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return repo_params.parse("train", raw)
+    return repo_params.parse("train", repo_params.nested(raw, overrides))
 
 
 def schema(classes, image_shape=None) -> Schema:

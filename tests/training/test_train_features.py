@@ -39,13 +39,7 @@ def train_params(**overrides) -> config.TrainParams:
         "optim": {"epochs": 30},
         "early_stopping": {"patience": 5},
     }
-    for key, value in overrides.items():
-        node = raw
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return repo_params.parse("train", raw)
+    return repo_params.parse("train", repo_params.nested(raw, overrides))
 
 
 def split_arrays(features, labels, seed=0):
