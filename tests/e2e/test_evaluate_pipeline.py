@@ -248,7 +248,8 @@ def test_mlflow_ui_shows_the_stage_runs_and_tuned_metrics(
         )
         try:
             page = browser.new_page()
-            page.goto(f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs")
+            # the experiment's own page: it opens on the training runs (model development)
+            page.goto(f"{mlflow_server}/#/experiments/{experiment.experiment_id}")
             for name in ("train", "tune", "evaluate"):
                 page.get_by_text(name, exact=True).first.wait_for(timeout=90_000)
             page.screenshot(path=str(tmp_path / "mlflow-runs.png"))

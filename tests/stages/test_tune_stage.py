@@ -174,7 +174,8 @@ def test_weak_torch_trials_are_pruned_and_logged_as_pruned(tune_dir) -> None:
     _, trials = tune_runs()
     killed = [t for t in trials if t.data.tags["state"] == "pruned"]
     assert len(killed) == len(pruned)
-    assert all(t.info.status == "KILLED" and "pruned_epoch" in t.data.metrics for t in killed)
+    assert all(t.info.status == "FINISHED" for t in killed)  # stopped as planned, not crashed
+    assert all({"pruned_epoch", "pruned_value"} <= set(t.data.metrics) for t in killed)
 
 
 def test_model_family_is_tunable_and_sklearn_trials_run_unpruned(tune_dir) -> None:

@@ -93,7 +93,7 @@ def build_baseline(task: str, n_classes: int) -> SklearnModel:
     from sklearn.dummy import DummyClassifier, DummyRegressor
 
     if task == "classification":
-        return SklearnModel(BASELINE, task, n_classes, DummyClassifier(strategy="most_frequent"))
+        return SklearnModel(BASELINE, task, n_classes, DummyClassifier(strategy="prior"))
     return SklearnModel(BASELINE, task, n_classes, DummyRegressor(strategy="mean"))
 
 

@@ -5,6 +5,7 @@ registry and the pyfunc model. Never a DVC code dependency: nothing here changes
 from reprotrain.tracking.runs import (  # the package's public API
     CHAMPION,
     EXPERIMENT,
+    EXPERIMENT_KIND,
     MAX_BATCH,
     PACKAGE_DIR,
     PARENT_TAG,
@@ -51,6 +52,7 @@ from reprotrain.tracking.runs import (  # the package's public API
 __all__ = [
     "log",
     "EXPERIMENT",
+    "EXPERIMENT_KIND",
     "PACKAGE_DIR",
     "PARENT_TAG",
     "MAX_BATCH",

@@ -30,6 +30,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import Schema as MlflowSchema
 
 from reprotrain import config
+from reprotrain.config.errors import UserError
 from reprotrain.data.schema import Schema
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ EXPERIMENT = "reprotrain"
 # model loads with the code that wrote it.
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 PARENT_TAG = "mlflow.parentRunId"
+# The UI opens an experiment of this kind on its training runs (not on GenAI traces).
+EXPERIMENT_KIND, MODEL_DEVELOPMENT = "mlflow.experimentKind", "custom_model_development"
+EXPERIMENT_TAGS = {EXPERIMENT_KIND: MODEL_DEVELOPMENT}
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 PREDICT_TIMEOUT_S = 600  # a registered model predicting on the test set, in its own process
 RETRIES = 8  # attempts of a store call while the database is busy (SQLite: 'locked')
@@ -69,16 +73,17 @@ def setup() -> str:
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
     client = MlflowClient()
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = (repo_root() / "mlartifacts").as_uri() if default_store else None
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel worker
-        created = client.get_experiment_by_name(name)
-        if created is None:
-            raise
-        return created.experiment_id
+    if experiment is None:
+        location = (repo_root() / "mlartifacts").as_uri() if default_store else None
+        # a parallel worker may create it meanwhile: then it is read below
+        with contextlib.suppress(mlflow.exceptions.MlflowException):
+            client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise UserError(f"MLflow: experiment {name!r} could not be created in {uri}")
+    if experiment.tags.get(EXPERIMENT_KIND) != MODEL_DEVELOPMENT:  # a store made before
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, MODEL_DEVELOPMENT)
+    return experiment.experiment_id
 
 
 def git_commit() -> str:

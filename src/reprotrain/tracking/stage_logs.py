@@ -34,7 +34,8 @@ from reprotrain.tuning import search as tuning
 log = logging.getLogger(__name__)
 
 RUN_ATTR = "mlflow_run_id"  # trial attr: the trial's nested run
-RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+# A pruned trial ended as planned (the pruner stopped it): FINISHED, tagged state=pruned.
+RUN_STATUS = {"complete": "FINISHED", "pruned": "FINISHED", "failed": "FAILED"}
 ERROR_CHARS = 500  # of a failed trial's error, in its run's tags
 
 

@@ -128,10 +128,12 @@ def make_objective(search: Search, observer: TrialObserver) -> Callable[[optuna.
         overrides = space.suggest(trial, search.params.space)
         observer.started(trial, overrides)
         history: list[dict[str, float]] = []
+        reported: list[float] = []
 
         def on_epoch(row: dict[str, float]) -> None:
             history.append(row)
-            trial.report(space.epoch_value(row, search.objective, task), int(row["epoch"]))
+            reported.append(space.epoch_value(row, search.objective, task))
+            trial.report(reported[-1], int(row["epoch"]))
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {int(row['epoch'])}")
 
@@ -141,7 +143,8 @@ def make_objective(search: Search, observer: TrialObserver) -> Callable[[optuna.
             if not math.isfinite(value):
                 raise ValueError(f"dev {metric} is {value}")
         except optuna.TrialPruned:
-            observer.ended(trial, "pruned", history, {"pruned_epoch": len(history)})
+            stopped = {"pruned_epoch": len(history), "pruned_value": reported[-1]}
+            observer.ended(trial, "pruned", history, stopped)
             raise
         except BaseException as exc:
             observer.ended(trial, "failed", history, {}, f"{type(exc).__name__}: {exc}")
