@@ -193,3 +193,31 @@ def test_model_without_schema_is_refused(classifier: Path) -> None:
     new_rows(2).to_csv("new.csv", index=False)
     with pytest.raises(UserError, match=r"no schema\.json beside the model; allowed: a model"):
         predict.main(["--model", str(classifier), "--input", "new.csv", "--output", "p.csv"])
+
+
+@pytest.mark.slow
+def test_the_examples_are_new_digits_rows_a_digits_model_predicts(workdir) -> None:
+    """examples/digits_rows.csv (for the predict command) and examples/serve_request.json
+    (for `mlflow models serve`) hold the same five rows of the default dataset."""
+    import json
+
+    from project_copy import REPO_ROOT
+
+    root = workdir({"prepare": {"source": "sklearn:digits", "target": None}})
+    model_dir = train_model(root, "logistic_regression")
+    rows = pd.read_csv(REPO_ROOT / "examples" / "digits_rows.csv")
+    request = json.loads((REPO_ROOT / "examples" / "serve_request.json").read_text())
+    split = request["dataframe_split"]
+    assert pd.DataFrame(split["data"], columns=split["columns"]).equals(rows.astype(float))
+    predict.main(
+        [
+            "--model",
+            str(model_dir),
+            "--input",
+            str(REPO_ROOT / "examples" / "digits_rows.csv"),
+            "--output",
+            "p.csv",
+        ]
+    )
+    predicted = pd.read_csv("p.csv")["prediction"].tolist()
+    assert sum(p == t for p, t in zip(predicted, [9, 0, 8, 9, 8], strict=True)) >= 4

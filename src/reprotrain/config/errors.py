@@ -15,7 +15,9 @@ class UserError(Exception):
 
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's main(); turn a UserError into one line and exit status 2."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # In a log file or CI (not a terminal) each line says when it was written.
+    stamp = "" if sys.stderr.isatty() else "%(asctime)s "
+    logging.basicConfig(level=logging.INFO, format=stamp + "%(levelname)s %(name)s: %(message)s")
     try:
         main()
     except UserError as exc:

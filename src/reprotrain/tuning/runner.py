@@ -145,6 +145,12 @@ def make_objective(search: Search, observer: TrialObserver) -> Callable[[optuna.
         except optuna.TrialPruned:
             stopped = {"pruned_epoch": len(history), "pruned_value": reported[-1]}
             observer.ended(trial, "pruned", history, stopped)
+            log.info(
+                "trial %d: pruned at epoch %d (dev value %.4f)",
+                trial.number,
+                len(history),
+                reported[-1],
+            )
             raise
         except BaseException as exc:
             observer.ended(trial, "failed", history, {}, f"{type(exc).__name__}: {exc}")
