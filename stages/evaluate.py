@@ -22,6 +22,7 @@ from reprotrain.config.paths import (
     REPORT,
     SCHEMA,
     SPLIT_FILES,
+    SUMMARY_METRICS,
     TRAIN_METRICS,
     TUNE_METRICS,
 )
@@ -41,23 +42,17 @@ def main() -> None:
     test_frame = pd.read_parquet(SPLIT_FILES["test"])
     y_true = datasets.encode_target(test_frame, schema)
     curve = evaluation.read_curve(LEARNING_CURVE)
+    train_summary, tune_summary = io.read_json(TRAIN_METRICS), io.read_json(TUNE_METRICS)
     dirs = evaluation.model_dirs()
     predictions = {name: predict_rows(load_model(path), test_frame) for name, path in dirs.items()}
     summary, winner = evaluation.summarize(
-        schema,
-        params,
-        base.seed,
-        y_true,
-        predictions,
-        dirs,
-        io.read_json(TRAIN_METRICS),
-        io.read_json(TUNE_METRICS),
-        curve,
+        schema, params, base.seed, y_true, predictions, dirs, train_summary, tune_summary, curve
     )
 
     with io.atomic_dir(PLOTS_DIR) as tmp:
         images = write_plots(tmp, schema, y_true, predictions[winner], summary, curve, params)
     io.write_json(EVALUATE_METRICS, summary)
+    io.write_json(SUMMARY_METRICS, evaluation.headline(summary, train_summary, tune_summary))
     io.write_text(REPORT, report.render(summary, curve, images))
     selected = summary["selected"]["model"]
     verdict = summary["fit"][selected]

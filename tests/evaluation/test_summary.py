@@ -116,3 +116,25 @@ def test_a_curve_turned_off_reads_as_no_rows(tmp_path: Path) -> None:
 def test_bad_evaluate_params_are_one_line_errors(raw: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
         repo_params.parse("evaluate", raw)
+
+
+def test_the_headline_is_a_few_numbers_of_the_committed_run() -> None:
+    """metrics/summary.json (what `dvc metrics` and `dvc exp show` compare) is built from
+    the committed evaluate, train and tune metrics: at most 40 numbers, no text."""
+    import json
+
+    from project_copy import REPO_ROOT
+
+    from reprotrain.config import flatten
+
+    committed = {
+        name: json.loads((REPO_ROOT / "metrics" / f"{name}.json").read_text())
+        for name in ("evaluate", "train", "tune", "summary")
+    }
+    headline = evaluation.headline(committed["evaluate"], committed["train"], committed["tune"])
+    assert headline == committed["summary"]
+    leaves = flatten(headline)
+    assert len(leaves) <= 40
+    assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in leaves.values())
+    primary = committed["evaluate"]["primary_metric"]
+    assert {f"selected.test.{primary}", "baseline.dev", "tune_best_dev"} <= set(leaves)

@@ -74,6 +74,6 @@ def test_regression_report_shows_regression_scores_only() -> None:
 
 def test_selected_scores_follow_the_selection() -> None:
     summary = _summary("regression")
-    assert report.selected_scores(summary) is summary["test"]["model"]["seeds"]["seed-0"]
+    assert evaluation.selected_scores(summary) is summary["test"]["model"]["seeds"]["seed-0"]
     summary["selected"]["model"] = "tuned"
-    assert report.selected_scores(summary) is summary["test"]["tuned"]
+    assert evaluation.selected_scores(summary) is summary["test"]["tuned"]

@@ -25,6 +25,8 @@ LEARNING_CURVE = METRICS_DIR / "learning_curve.csv"
 TUNE_METRICS = METRICS_DIR / "tune.json"
 TUNE_TRIALS = METRICS_DIR / "tune_trials.csv"
 EVALUATE_METRICS = METRICS_DIR / "evaluate.json"
+# The headline numbers: the one file dvc.yaml declares as metrics (dvc metrics, dvc exp show).
+SUMMARY_METRICS = METRICS_DIR / "summary.json"
 REPORT = METRICS_DIR / "report.md"
 # Evaluation plots: CSV tables (DVC plots, see dvc.yaml) and PNG images (report, MLflow).
 PLOTS_DIR = METRICS_DIR / "plots"

@@ -115,6 +115,50 @@ def scores_on_test(
     }
 
 
+def selected_scores(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Test scores (with intervals) of the selected model: tuned, or the trained seed."""
+    test = summary["test"]
+    if summary["selected"]["model"] == "tuned":
+        return test["tuned"]
+    return test["model"]["seeds"][summary["selected"]["path"].rsplit("/", 1)[-1]]
+
+
+def headline(
+    summary: dict[str, Any], train_summary: dict[str, Any], tune_summary: dict[str, Any]
+) -> dict[str, Any]:
+    """metrics/summary.json: the few numbers `dvc metrics` and `dvc exp show` compare, for
+    the selected model and the baseline: test score (primary metric, with its interval),
+    dev score, train - dev gap; the selected model's best epoch; tuning's best dev score."""
+    primary = summary["primary_metric"]
+
+    def test(scores: dict[str, dict[str, float]]) -> dict[str, float]:
+        score = scores[primary]
+        return {primary: score["value"]} | {
+            f"{primary}_{end}": score[end] for end in ("ci_low", "ci_high") if end in score
+        }
+
+    if summary["selected"]["model"] == "tuned":
+        fit = tune_summary["best_model"]
+        train, dev = fit["train"][primary], fit["dev"][primary]
+    else:
+        seed = summary["selected"]["path"].rsplit("-", 1)[-1]
+        fit = train_summary["model"]["seeds"][seed]
+        train, dev = fit["train"][primary], fit["dev"][primary]
+    baseline = train_summary["baseline"]
+    selected = {"test": test(selected_scores(summary)), "dev": dev, "train_dev_gap": train - dev}
+    if fit.get("best_epoch") is not None:
+        selected["best_epoch"] = fit["best_epoch"]
+    return {
+        "selected": selected,
+        "baseline": {
+            "test": test(summary["test"]["baseline"]),
+            "dev": baseline["dev"][primary],
+            "train_dev_gap": baseline["train"][primary] - baseline["dev"][primary],
+        },
+        "tune_best_dev": tune_summary["best_dev_score"],
+    }
+
+
 def summarize(
     schema: Schema,
     params: EvaluateParams,

@@ -18,7 +18,8 @@ from reprotrain.config.paths import PLOT_TABLES, TRAIN_HISTORY, TUNE_METRICS, TU
 from reprotrain.data import io
 from reprotrain.data.schema import Schema
 from reprotrain.evaluation import curves
-from reprotrain.reporting import plots, report
+from reprotrain.evaluation.summary import selected_scores
+from reprotrain.reporting import plots
 
 TITLE_MODEL = {"tuned": "tuned", "model": "trained"}
 
@@ -45,7 +46,7 @@ def classification_figures(
     labels = [str(label) for label in schema.labels]
     model = TITLE_MODEL[summary["selected"]["model"]]
     per_class = curves.class_curves(y_true, proba)
-    auc = report.selected_scores(summary).get("roc_auc", {}).get("value")
+    auc = selected_scores(summary).get("roc_auc", {}).get("value")
     matrix = curves.confusion_matrix(y_true, y_pred, len(labels))
     figures = {
         "confusion_matrix.png": plots.confusion_figure(

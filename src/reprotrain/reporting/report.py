@@ -28,14 +28,6 @@ PLOT_TITLES = {
 }
 
 
-def selected_scores(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Test scores (with intervals) of the selected model: tuned, or the trained seed."""
-    test = summary["test"]
-    if summary["selected"]["model"] == "tuned":
-        return test["tuned"]
-    return test["model"]["seeds"][summary["selected"]["path"].rsplit("/", 1)[-1]]
-
-
 def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 

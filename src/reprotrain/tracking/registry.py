@@ -20,7 +20,7 @@ from reprotrain.config.paths import SPLIT_FILES
 from reprotrain.data import datasets
 from reprotrain.data.schema import Schema
 from reprotrain.evaluation import verdicts
-from reprotrain.reporting import report
+from reprotrain.evaluation.summary import selected_scores
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def register_winner(
 
     example = datasets.feature_frame(test_frame.head(5), schema)
     info = tracking.log_model(winner_dir, schema, example, name="model")
-    candidate = report.selected_scores(summary)[primary]
+    candidate = selected_scores(summary)[primary]
     tags = {
         "selected_model": summary["selected"]["model"],
         f"test_{primary}": f"{candidate['value']:.6f}",

@@ -20,6 +20,7 @@ from reprotrain.config.paths import (
     PLOTS_DIR,
     REPORT,
     SPLIT_FILES,
+    SUMMARY_METRICS,
     TRAIN_HISTORY,
     TUNE_METRICS,
     TUNE_TRIALS,
@@ -191,6 +192,7 @@ def log_evaluation(
             },
         )
         runs.log_artifact(run_id, EVALUATE_METRICS)
+        runs.log_artifact(run_id, SUMMARY_METRICS)
         runs.log_artifact(run_id, REPORT)
         for path in sorted(PLOTS_DIR.iterdir()):  # PNGs at the top, tables under plots/
             runs.log_artifact(run_id, path, None if path.suffix == ".png" else "plots")
