@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,22 @@ def test_yaml_1_1_booleans_stay_strings(tmp_path):
     (train,) = config.load("train", path=path)
     assert train.progress == "off"
     assert train.checkpoint is False
+
+
+def test_dvc_set_param_rewrites_one_line(tmp_path: Path) -> None:
+    """`dvc exp run -S` rewrites params.yaml through DVC's own YAML round trip: in the
+    repository's style, a one-value change is a one-line diff and the rest stays."""
+    from dvc.utils.hydra import apply_overrides
+
+    path = tmp_path / "params.yaml"
+    original = REPO_PARAMS.read_text()
+    path.write_text(original)
+    apply_overrides(str(path), ["base.seed=42"])  # the value it has: nothing may move
+    assert path.read_text() == original
+    apply_overrides(str(path), ["train.optim.lr=0.003"])
+    changed = [
+        line
+        for line in difflib.unified_diff(original.splitlines(), path.read_text().splitlines(), n=0)
+        if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    ]
+    assert [line.split("#")[0].rstrip() for line in changed] == ["-    lr: 0.001", "+    lr: 0.003"]
