@@ -47,6 +47,7 @@ repro-check: $(STAMP)  ## rerun the pipeline in a clean copy; fail on a stale dv
 	$(BIN)/python scripts/repro_check.py
 
 ui: $(STAMP)  ## MLflow UI over the pipeline's own store
+	@echo "the runs: http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
 		--default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000
 

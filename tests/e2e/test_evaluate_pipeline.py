@@ -248,8 +248,12 @@ def test_mlflow_ui_shows_the_stage_runs_and_tuned_metrics(
         )
         try:
             page = browser.new_page()
-            # the experiment's own page: it opens on the training runs (model development)
-            page.goto(f"{mlflow_server}/#/experiments/{experiment.experiment_id}")
+            # the link `make ui` and docs/tracking.md give: the UI in its model-training mode
+            # opens the experiment on its runs (not on GenAI traces)
+            page.goto(
+                f"{mlflow_server}/#/experiments/{experiment.experiment_id}"
+                "?workflowType=machine_learning"
+            )
             for name in ("train", "tune", "evaluate"):
                 page.get_by_text(name, exact=True).first.wait_for(timeout=90_000)
             page.screenshot(path=str(tmp_path / "mlflow-runs.png"))
