@@ -52,7 +52,8 @@ def main() -> None:
     with io.atomic_dir(PLOTS_DIR) as tmp:
         images = write_plots(tmp, schema, y_true, predictions[winner], summary, curve, params)
     io.write_json(EVALUATE_METRICS, summary)
-    io.write_json(SUMMARY_METRICS, evaluation.headline(summary, train_summary, tune_summary))
+    headline = evaluation.headline(summary, train_summary, tune_summary)
+    io.write_json(SUMMARY_METRICS, headline)
     io.write_text(REPORT, report.render(summary, curve, images))
     selected = summary["selected"]["model"]
     verdict = summary["fit"][selected]
@@ -65,7 +66,7 @@ def main() -> None:
 
     from reprotrain.tracking import stage_logs
 
-    stage_logs.log_evaluation(base, params, schema, summary, test_frame, dirs[winner])
+    stage_logs.log_evaluation(base, params, schema, summary, headline, test_frame, dirs[winner])
 
 
 if __name__ == "__main__":

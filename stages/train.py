@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 import shutil
+from typing import Any
 
 import pandas as pd
 
 from reprotrain import config, metrics
+from reprotrain.config import TrainParams
 from reprotrain.config.errors import run_stage
 from reprotrain.config.paths import (
     BASELINE_DIR,
@@ -26,9 +28,11 @@ from reprotrain.config.paths import (
 from reprotrain.data import io
 from reprotrain.data.schema import Schema
 from reprotrain.models import pretrained
-from reprotrain.models.model import build_baseline, input_dtype, save_model
+from reprotrain.models.model import Model, build_baseline, input_dtype, save_model
 from reprotrain.training import learning_curve
 from reprotrain.training.fitting import (
+    Arrays,
+    Fitted,
     checkpoint_path,
     configure_torch,
     fit_and_score,
@@ -40,37 +44,46 @@ from reprotrain.training.fitting import (
 log = logging.getLogger(__name__)
 
 
-def main() -> None:
-    base, params, curve_params = config.load("base", "train", "learning_curve")
-    schema = Schema.read(SCHEMA)
-    task, n_classes = schema.task, schema.n_classes
-    preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(params.model))
-    configure_torch(base, params.model)
-    lineage = pretrained.lineage(params.init_from)  # checked before any training
-
-    baseline = build_baseline(task, n_classes)
+def fit_baseline(schema: Schema, train: Arrays, dev: Arrays) -> tuple[Model, dict[str, Any]]:
+    """The baseline without ML and its train and dev scores."""
+    baseline = build_baseline(schema.task, schema.n_classes)
     baseline.fit(train, dev)
-    baseline_scores = {
-        "train": metrics.score_model(baseline, task, train),
-        "dev": metrics.score_model(baseline, task, dev),
+    scores = {
+        split: metrics.score_model(baseline, schema.task, data)
+        for split, data in (("train", train), ("dev", dev))
     }
-    progress = resolve_progress(params.progress)
-    fitted = [
+    return baseline, scores
+
+
+def fit_seeds(
+    params: TrainParams, schema: Schema, train: Arrays, dev: Arrays, seed_runs: Any, progress: str
+) -> list[Fitted]:
+    """The configured model once per seed, each fit's epochs streamed to its MLflow run."""
+    n_seeds = len(params.seeds)
+    return [
         fit_and_score(
             params,
             schema,
             seed,
             train,
             dev,
+            on_epoch=seed_runs.start(seed),
             checkpoint=checkpoint_path(params, seed),
             progress=progress,
+            label=f"seed {seed} ({number} of {n_seeds})",
         )
-        for seed in params.seeds
+        for number, seed in enumerate(params.seeds, start=1)
     ]
-    summary = summarize(task, baseline_scores, fitted)
-    curve = learning_curve.for_train(params, curve_params.fractions, schema, dev, train, fitted[0])
-    del train, dev  # what follows reads files: free the matrices before MLflow loads
 
+
+def write_outputs(
+    baseline: Model,
+    preprocessor: Any,
+    fitted: list[Fitted],
+    summary: dict[str, Any],
+    curve: list[dict[str, float]],
+) -> None:
+    """models/baseline, models/model (one folder per seed) and the metrics, each whole."""
     with io.atomic_dir(BASELINE_DIR) as tmp:
         save_model(baseline, preprocessor, tmp)
     with io.atomic_dir(MODEL_DIR) as tmp:
@@ -81,17 +94,34 @@ def main() -> None:
     io.write_csv(LEARNING_CURVE, pd.DataFrame(curve, columns=learning_curve.COLUMNS))
     shutil.rmtree(CHECKPOINT_DIR, ignore_errors=True)  # outputs are complete: nothing to resume
 
+
+def main() -> None:
+    base, params, curve_params = config.load("base", "train", "learning_curve")
+    schema = Schema.read(SCHEMA)
+    preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(params.model))
+    configure_torch(base, params.model)
+    lineage = pretrained.lineage(params.init_from)  # checked before any training
+    progress = resolve_progress(params.progress)
+
     from reprotrain import tracking
     from reprotrain.tracking import stage_logs
 
     logged = {"base": base.model_dump(), "train": params.model_dump()}
-    with tracking.stage_run("train", logged) as run:
-        stage_logs.log_train(run.info.run_id, summary, fitted)
+    with tracking.stage_run("train", logged) as run, stage_logs.SeedRuns(run) as seed_runs:
         tracking.log_split_inputs(schema, {split: SPLIT_FILES[split] for split in ("train", "dev")})
+        baseline, baseline_scores = fit_baseline(schema, train, dev)
+        fitted = fit_seeds(params, schema, train, dev, seed_runs, progress)
+        summary = summarize(schema.task, baseline_scores, fitted)
+        curve = learning_curve.for_train(
+            params, curve_params.fractions, schema, dev, train, fitted[0], progress
+        )
+        del train, dev  # what follows reads files: free the matrices before MLflow loads
+        write_outputs(baseline, preprocessor, fitted, summary, curve)
+        stage_logs.log_train(run.info.run_id, summary, fitted, seed_runs)
         tracking.log_artifact(run.info.run_id, LEARNING_CURVE)
         model_dir = seed_dir(MODEL_DIR, fitted[0].seed)
         stage_logs.log_trained_model(run.info.run_id, model_dir, schema, lineage)
-    primary = metrics.PRIMARY[task]
+    primary = metrics.PRIMARY[schema.task]
     log.info(
         "dev %s: model %.4f ± %.4f, baseline %.4f",
         primary,

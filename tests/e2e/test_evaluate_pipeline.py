@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from project_copy import commit_copy, copy_project, dvc, pipeline_env
+from project_copy import REPO_ROOT, commit_copy, copy_project, dvc, pipeline_env
 from repo_params import merge
 
 from reprotrain.config import paths
@@ -138,7 +138,7 @@ def test_inputs_and_registered_champion(diabetes: dict[str, Any]) -> None:
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    top = {r.data.tags["stage"]: r for r in runs if tracking.PARENT_TAG not in r.data.tags}
+    top = {r.data.tags["stage"]: r for r in runs if r.data.tags.get(tracking.RUN_KIND) == "stage"}
     stages = {"train": {"train", "dev"}, "tune": {"train", "dev"}, "evaluate": {"test"}}
     for stage, splits in stages.items():
         inputs = top[stage].inputs.dataset_inputs
@@ -221,10 +221,17 @@ def mlflow_server(diabetes: dict[str, Any], tmp_path: Path):
                 server.wait(timeout=30)
 
 
+SCREENSHOTS = REPO_ROOT / "build" / "ui-check"  # git-ignored: look at them after make ui-check
+
+
 @pytest.mark.ui
-def test_mlflow_ui_shows_the_stage_runs_and_tuned_metrics(
+def test_mlflow_ui_compares_two_experiments(
     diabetes: dict[str, Any], mlflow_server: str, tmp_path: Path
 ) -> None:
+    """The UI as a user meets it after `dvc repro` and one `dvc exp run -S ...`: the runs
+    list in model-training mode, one row per pipeline execution, each named so the two
+    are told apart; their comparison shows the changed param beside the test score; the
+    tune run shows its best score."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
@@ -232,12 +239,40 @@ def test_mlflow_ui_shows_the_stage_runs_and_tuned_metrics(
 
     from reprotrain import tracking
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{diabetes['repo'] / 'mlflow.db'}")
+    repo = diabetes["repo"]
+    ran = dvc(repo, "exp", "run", "--temp", "-S", "train.optim.lr=0.003")
+    experiment_name = ran.stdout.split("Ran experiment(s):")[-1].split()[0]
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    tune = next(r for r in runs if r.info.run_name == "tune")
+    executions = [r for r in runs if r.data.tags.get(tracking.RUN_KIND) == "pipeline"]
+    names = sorted(r.info.run_name for r in executions)
+    assert len(executions) == 2 and experiment_name in names, names
+    for execution in executions:  # every stage run sits under its execution
+        stages = [
+            r.data.tags["stage"]
+            for r in runs
+            if r.data.tags.get(tracking.PARENT_TAG) == execution.info.run_id
+        ]
+        assert sorted(stages) == ["evaluate", "train", "tune"], (execution.info.run_name, stages)
+        assert execution.data.metrics["test_r2"] == pytest.approx(
+            next(
+                r.data.metrics["test_r2"]
+                for r in runs
+                if r.data.tags.get(tracking.PARENT_TAG) == execution.info.run_id
+                and r.data.tags["stage"] == "evaluate"
+            )
+        )
+    assert {r.data.params["train.optim.lr"] for r in executions} == {"0.003", "0.01"}
+    tune = next(
+        r
+        for r in runs
+        if r.data.tags.get(tracking.RUN_KIND) == "stage" and r.data.tags["stage"] == "tune"
+    )
     best = f"{tune.data.metrics['best_dev_score']:.4f}"[:5]  # shown with more digits
+    ids = ",".join(f'"{r.info.run_id}"' for r in executions)
 
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),  # a fresh --user-data-dir
@@ -254,17 +289,25 @@ def test_mlflow_ui_shows_the_stage_runs_and_tuned_metrics(
                 f"{mlflow_server}/#/experiments/{experiment.experiment_id}"
                 "?workflowType=machine_learning"
             )
-            for name in ("train", "tune", "evaluate"):
-                page.get_by_text(name, exact=True).first.wait_for(timeout=90_000)
-            page.screenshot(path=str(tmp_path / "mlflow-runs.png"))
+            page.get_by_text("Run Name", exact=True).first.wait_for(timeout=90_000)
+            for name in names:
+                page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+            assert page.get_by_text("Detect Issues in Your Traces").count() == 0
+            page.screenshot(path=str(SCREENSHOTS / "runs.png"))
+
+            compare = f'#/compare-runs?runs=[{ids}]&experiments=["{experiment.experiment_id}"]'
+            page.goto(f"{mlflow_server}/{compare}")
+            page.get_by_text("train.optim.lr", exact=True).first.wait_for(timeout=90_000)
+            page.get_by_text("test_r2", exact=True).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(SCREENSHOTS / "compare.png"))
 
             page.goto(
                 f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs/{tune.info.run_id}"
             )
             page.get_by_text("best_dev_score", exact=True).first.wait_for(timeout=90_000)
             page.get_by_text(best).first.wait_for(timeout=30_000)
-            page.screenshot(path=str(tmp_path / "mlflow-tune-run.png"), full_page=True)
+            page.screenshot(path=str(SCREENSHOTS / "tune-run.png"), full_page=True)
         finally:
             browser.close()
-    assert (tmp_path / "mlflow-runs.png").stat().st_size > 10_000
-    assert (tmp_path / "mlflow-tune-run.png").stat().st_size > 10_000
+    for shot in ("runs.png", "compare.png", "tune-run.png"):
+        assert (SCREENSHOTS / shot).stat().st_size > 10_000

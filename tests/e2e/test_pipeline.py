@@ -53,7 +53,11 @@ def _check_mlflow(repo: Path, commit: str) -> None:
     assert experiment is not None
     assert experiment.artifact_location == (repo.resolve() / "mlartifacts").as_uri()
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    top = {run.data.tags["stage"]: run for run in runs if tracking.PARENT_TAG not in run.data.tags}
+    top = {
+        run.data.tags["stage"]: run
+        for run in runs
+        if run.data.tags.get(tracking.RUN_KIND) == "stage"
+    }
     assert {"train", "tune", "evaluate"} <= set(top)
     assert all(run.data.tags["git_commit"] == commit for run in runs)
     assert all(run.info.status == "FINISHED" for run in top.values())

@@ -89,7 +89,7 @@ def _runs(repo: Path, stage: str) -> tuple[list[Any], list[Any]]:
     return [
         run
         for run in runs
-        if run.data.tags.get("stage") == stage and tracking.PARENT_TAG not in run.data.tags
+        if run.data.tags.get("stage") == stage and run.data.tags.get(tracking.RUN_KIND) == "stage"
     ], runs
 
 

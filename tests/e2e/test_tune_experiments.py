@@ -34,7 +34,11 @@ def test_dvc_exp_run_sets_the_search(tmp_path: Path) -> None:
     runs = client.search_runs(
         [client.get_experiment_by_name(tracking.EXPERIMENT).experiment_id], max_results=100
     )
-    parent = next(r for r in runs if r.info.run_name == "tune")
+    parent = next(
+        r
+        for r in runs
+        if r.data.tags.get(tracking.RUN_KIND) == "stage" and r.data.tags["stage"] == "tune"
+    )
     assert parent.data.tags["dvc_experiment"] == "grid-search"
     trials = [r for r in runs if r.data.tags.get(tracking.PARENT_TAG) == parent.info.run_id]
     assert len(trials) == 3

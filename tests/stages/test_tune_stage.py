@@ -98,11 +98,9 @@ def tune_runs() -> tuple[list[Any], list[Any]]:
     stage = [
         r
         for r in runs
-        if r.data.tags.get("stage") == "tune" and tracking.PARENT_TAG not in r.data.tags
+        if r.data.tags.get("stage") == "tune" and r.data.tags.get(tracking.RUN_KIND) == "stage"
     ]
-    trials = [
-        r for r in runs if r.data.tags.get("stage") == "tune" and tracking.PARENT_TAG in r.data.tags
-    ]
+    trials = [r for r in runs if r.data.tags.get(tracking.RUN_KIND) == "trial"]
     return stage, trials
 
 

@@ -46,6 +46,7 @@ class FitOptions:
     fingerprint: str = ""  # what the checkpoint belongs to (params, seed, data)
     image_shape: list[int] | None = None  # the schema's, for CNNs and augmentation
     progress: str = "off"  # bar | log | off
+    label: str = ""  # which fit this is, on its progress bar ("seed 1 of 3")
 
 
 class Model(Protocol):
@@ -398,6 +399,7 @@ class TorchModel:
             mixed_precision=params.mixed_precision,
             compile=params.compile,
             progress=options.progress,
+            label=options.label,
             checkpoint=options.checkpoint,
             fingerprint=fingerprint,
             loss_scale=self.config.get("target_std", 1.0) ** 2,

@@ -105,6 +105,7 @@ class LoopConfig:
     mixed_precision: bool = False  # bfloat16 autocast; only used on CUDA
     compile: bool = False  # train and score through torch.compile(net); weights stay net's
     progress: str = "off"  # bar | log | off
+    label: str = ""  # what this fit is, on its bar and log lines ("seed 1 of 3")
     checkpoint: Path | None = None  # resume from / save to this file every epoch
     fingerprint: str = ""  # a checkpoint made for other params or data is ignored
     loss_scale: float = 1.0  # reported losses in target units (regression)
@@ -281,15 +282,18 @@ def evaluate(
 
 
 class Progress:
-    """A tqdm bar on a terminal, one log line per epoch elsewhere (e.g. under dvc in CI)."""
+    """A tqdm bar on a terminal, one log line per epoch elsewhere (e.g. under dvc in CI);
+    both say which fit they belong to (`label`). An early stop closes the bar at its epoch."""
 
-    def __init__(self, mode: str, total: int, start: int):
-        self.mode = mode
+    def __init__(self, mode: str, total: int, start: int, label: str = ""):
+        self.mode, self.label = mode, label
         self.bar = None
         if mode == "bar":
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=start, unit="epoch", file=sys.stderr)
+            self.bar = tqdm(
+                total=total, initial=start, unit="epoch", desc=label or None, file=sys.stderr
+            )
 
     def update(self, row: dict[str, float], lr: float) -> None:
         summary = {k: f"{v:.4g}" for k, v in row.items() if k != "epoch"}
@@ -298,11 +302,17 @@ class Progress:
             self.bar.update(1)
         elif self.mode == "log":
             fields = " ".join(f"{k}={v}" for k, v in summary.items())
-            log.info("epoch %d: %s lr=%.3g", row["epoch"], fields, lr)
+            prefix = f"{self.label}: " if self.label else ""
+            log.info("%sepoch %d: %s lr=%.3g", prefix, row["epoch"], fields, lr)
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    def close(self, reason: str = "") -> None:
+        """End the bar where training ended: a bar stopped early shows 100% and why."""
+        if self.bar is None:
+            return
+        if self.bar.n < (self.bar.total or 0):
+            self.bar.total = self.bar.n
+            self.bar.set_description(f"{self.label} ({reason})" if self.label else reason)
+        self.bar.close()
 
 
 @dataclass
@@ -417,7 +427,7 @@ def fit(
     # A compiled module shares net's parameters: the optimizer, state dicts and checkpoints
     # keep using net itself.
     forward = cast(nn.Module, torch.compile(net)) if loop.compile else net
-    progress = Progress(loop.progress, optim.epochs, state.epoch)
+    progress = Progress(loop.progress, optim.epochs, state.epoch, loop.label)
     for epoch in range(state.epoch + 1, optim.epochs + 1):
         if state.done:
             break
@@ -454,7 +464,7 @@ def fit(
             _save_checkpoint(
                 loop.checkpoint, loop, state, net, optimizer, scheduler, stopper, generator
             )
-    progress.close()
+    progress.close(state.reason.split(":")[0])
 
     set_frozen(net, loop.backbone, False)
     net.load_state_dict(state.best_state)

@@ -8,6 +8,7 @@ and queued runs) or this repository. `MLFLOW_TRACKING_URI` overrides the store.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -108,6 +109,84 @@ def run_tags(stage: str) -> dict[str, str]:
     return tags
 
 
+# --- one pipeline execution: a parent run over its stage runs ----------------------------
+
+PIPELINE_TAG = "pipeline"  # on the parent run and every stage run under it: its label
+PIPELINE_STAGE = "pipeline"  # the parent's `stage` tag
+# What a run is: "pipeline" (one execution), "stage", "seed" (train) or "trial" (tune).
+RUN_KIND = "run_kind"
+
+
+def pipeline_label() -> str:
+    """What one pipeline execution is called: the DVC experiment's name under `dvc exp run`
+    (a queued or temp run included), else the commit and a digest of params.yaml, the same
+    for every stage of one `dvc repro` and new when a param changes."""
+    name = os.environ.get("DVC_EXP_NAME")
+    if name:
+        return name
+    params = config.PARAMS_FILE
+    digest = hashlib.sha256(params.read_bytes()).hexdigest()[:6] if params.is_file() else "none"
+    return f"{git_commit()[:7]} params {digest}"
+
+
+def pipeline_run(experiment_id: str, label: str) -> str:
+    """The parent run of the execution `label`: found by its tag, or opened with every
+    param of params.yaml, so two executions compare param by param."""
+    found = client_call(
+        "search_runs",
+        [experiment_id],
+        filter_string=f"tags.{PIPELINE_TAG} = '{label}' and tags.stage = '{PIPELINE_STAGE}'",
+        max_results=1,
+        order_by=["attributes.start_time ASC"],
+    )
+    if found:
+        return found[0].info.run_id
+    tags = {
+        **run_tags(PIPELINE_STAGE),
+        PIPELINE_TAG: label,
+        RUN_KIND: "pipeline",
+        "mlflow.runName": label,
+    }
+    run = client_call("create_run", experiment_id, tags=tags, run_name=label)
+    log_params(run.info.run_id, params_file())
+    return run.info.run_id
+
+
+def params_file() -> dict[str, Any]:
+    """Every param of params.yaml (none outside a project), URLs without their passwords."""
+    from reprotrain.tuning.search import redact
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        return redact(value) if isinstance(value, str) and "://" in value else value
+
+    return clean(config.read_params()) if config.PARAMS_FILE.is_file() else {}
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, params: dict[str, Any]) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run for one stage, nested under its execution's parent run (named
+    `<stage> · <label>`), tagged, with its params logged. Opened when the stage starts;
+    the parent shows RUNNING while a stage runs, then how the last stage ended."""
+    experiment_id = setup()
+    label = pipeline_label()
+    parent = pipeline_run(experiment_id, label)
+    tags = {**run_tags(stage), PIPELINE_TAG: label, PARENT_TAG: parent, RUN_KIND: "stage"}
+    client_call("update_run", parent, status="RUNNING")
+    status = "FAILED"
+    try:
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"{stage} · {label}", tags=tags
+        ) as run:
+            log_params(run.info.run_id, params)
+            yield run
+            flush()
+        status = "FINISHED"
+    finally:
+        end_run(parent, status)
+
+
 def flatten(params: dict[str, Any]) -> dict[str, str]:
     """Nested params as MLflow params: {'train.optim.lr': '0.001'}."""
     return {name: str(value) for name, value in config.flatten(params).items()}
@@ -120,15 +199,6 @@ def flat_metrics(summary: dict[str, Any]) -> dict[str, float]:
         for name, value in config.flatten(summary, "_").items()
         if isinstance(value, (int, float)) and not isinstance(value, bool)
     }
-
-
-@contextlib.contextmanager
-def stage_run(stage: str, params: dict[str, Any]) -> Iterator[mlflow.ActiveRun]:
-    """An MLflow run for one stage, tagged and with its params logged."""
-    experiment_id = setup()
-    with mlflow.start_run(experiment_id=experiment_id, run_name=stage, tags=run_tags(stage)) as run:
-        log_params(run.info.run_id, params)
-        yield run
 
 
 def log_params(run_id: str, params: dict[str, Any]) -> None:
@@ -154,6 +224,20 @@ def log_history(run_id: str, history: list[dict[str, float]]) -> None:
         if key != "epoch"
     ]
     _log_metric_entries(run_id, entries)
+
+
+def log_epoch(run_id: str, row: dict[str, float]) -> None:
+    """One epoch's history row as it happens, without waiting for the store (MLflow's
+    async logging); `flush` or `end_run` waits for what is queued."""
+    now, step = int(time.time() * 1000), int(row["epoch"])
+    entries = [Metric(key, float(value), now, step) for key, value in row.items() if key != "epoch"]
+    client_call("log_batch", run_id, metrics=entries, synchronous=False)
+
+
+def flush() -> None:
+    """Wait until every asynchronously logged metric is in the store."""
+    with _CLIENT_LOCK:
+        mlflow.flush_async_logging()
 
 
 def client_call(method: str, *args: Any, **kwargs: Any) -> Any:
@@ -182,6 +266,7 @@ def child_run(parent_run_id: str, name: str, stage: str, tags: dict[str, str] | 
     parent = client_call("get_run", parent_run_id)
     all_tags = {
         **run_tags(stage),
+        **{k: v for k, v in parent.data.tags.items() if k == PIPELINE_TAG},
         PARENT_TAG: parent_run_id,
         "mlflow.runName": name,
         **(tags or {}),
@@ -201,6 +286,7 @@ def run_status(run_id: str) -> str | None:
 
 
 def end_run(run_id: str, status: str = "FINISHED") -> None:
+    flush()  # its streamed epochs first
     client_call("set_terminated", run_id, status=status)
 
 

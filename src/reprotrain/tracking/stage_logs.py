@@ -1,5 +1,6 @@
 """What each stage logs to MLflow, beyond its params: train's seeds, tune's trials and
-study, evaluate's test scores. Stages call these after writing their outputs.
+study, evaluate's test scores. Runs open when the work starts (epochs stream in as they
+end); the summaries, plots and models are logged after the stage has written its outputs.
 """
 
 from __future__ import annotations
@@ -40,24 +41,70 @@ RUN_STATUS = {"complete": "FINISHED", "pruned": "FINISHED", "failed": "FAILED"}
 ERROR_CHARS = 500  # of a failed trial's error, in its run's tags
 
 
-def log_train(run_id: str, summary: dict[str, Any], fitted: list[Any]) -> None:
-    """Summary metrics on the stage run; each seed's epochs in a nested run."""
-    runs.log_metrics(run_id, runs.flat_metrics(summary))
-    runs.log_artifact(run_id, TRAIN_HISTORY)
-    runs.log_figure(run_id, plots.history_figure(fitted[0].history), "loss_curves.png")
-    for run in fitted:
-        child = runs.child_run(run_id, f"seed-{run.seed}", "train")
-        runs.log_params(child, {"seed": run.seed})
-        runs.log_history(child, run.history)
+class EpochStream:
+    """A run's per-epoch metrics, logged as each epoch ends (the stage's `on_epoch`);
+    `finish` logs the rows that were not streamed: epochs restored from a checkpoint, the
+    one row of a model without epochs."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self.epochs: set[int] = set()
+
+    def __call__(self, row: dict[str, float]) -> None:
+        runs.log_epoch(self.run_id, row)
+        self.epochs.add(int(row["epoch"]))
+
+    def finish(self, history: list[dict[str, float]]) -> None:
+        runs.log_history(self.run_id, [r for r in history if int(r["epoch"]) not in self.epochs])
+
+
+class SeedRuns:
+    """Each seed's fit as a run nested under the train run, opened when the fit starts.
+    A context manager: runs still open when the stage fails end FAILED."""
+
+    def __init__(self, parent: Any):
+        self.parent_run_id = parent.info.run_id
+        self.streams: dict[int, EpochStream] = {}
+
+    def __enter__(self) -> SeedRuns:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for stream in self.streams.values():
+            runs.end_run(stream.run_id, "FAILED")
+        self.streams.clear()
+
+    def start(self, seed: int) -> EpochStream:
+        """Open the seed's run; the returned stream is the fit's `on_epoch`."""
+        run_id = runs.child_run(
+            self.parent_run_id, f"seed-{seed}", "train", {runs.RUN_KIND: "seed"}
+        )
+        runs.log_params(run_id, {"seed": seed})
+        self.streams[seed] = EpochStream(run_id)
+        return self.streams[seed]
+
+    def end(self, run: Any) -> None:
+        """The seed's final scores and weights digest (its model files are written)."""
+        stream = self.streams.pop(run.seed)
+        stream.finish(run.history)
         final = {
             **{f"train_{k}": v for k, v in run.train_scores.items()},
             **{f"dev_{k}": v for k, v in run.dev_scores.items()},
         }
         if run.best_epoch is not None:
             final["best_epoch"] = run.best_epoch
-        runs.log_metrics(child, final)
-        runs.tag_weights(child, seed_dir(MODEL_DIR, run.seed))
-        runs.end_run(child)
+        runs.log_metrics(stream.run_id, final)
+        runs.tag_weights(stream.run_id, seed_dir(MODEL_DIR, run.seed))
+        runs.end_run(stream.run_id)
+
+
+def log_train(run_id: str, summary: dict[str, Any], fitted: list[Any], seeds: SeedRuns) -> None:
+    """Summary metrics and the loss curves on the stage run; each seed's run closed."""
+    runs.log_metrics(run_id, runs.flat_metrics(summary))
+    runs.log_artifact(run_id, TRAIN_HISTORY)
+    runs.log_figure(run_id, plots.history_figure(fitted[0].history), "loss_curves.png")
+    for run in fitted:
+        seeds.end(run)
 
 
 def log_trained_model(run_id: str, model_dir: Path, schema: Schema, lineage: Any) -> None:
@@ -78,7 +125,7 @@ class TrialRuns:
 
     def __init__(self, parent_run_id: str):
         self.parent_run_id = parent_run_id
-        self.run_ids: dict[int, str] = {}  # trial number -> its run
+        self.streams: dict[int, EpochStream] = {}  # trial number -> its run's epochs
 
     @classmethod
     def joining(cls, parent_run_id: str) -> TrialRuns:
@@ -93,11 +140,17 @@ class TrialRuns:
 
     def started(self, trial: optuna.Trial, overrides: dict[str, Any]) -> None:
         run_id = runs.child_run(
-            self.parent_run_id, f"trial-{trial.number}", "tune", {"worker": worker_name()}
+            self.parent_run_id,
+            f"trial-{trial.number}",
+            "tune",
+            {"worker": worker_name(), runs.RUN_KIND: "trial"},
         )
         trial.set_user_attr(RUN_ATTR, run_id)  # for close_lost_runs, in whichever process
-        self.run_ids[trial.number] = run_id
+        self.streams[trial.number] = EpochStream(run_id)
         runs.log_params(run_id, {"trial": trial.number, **overrides})
+
+    def epoch(self, trial: optuna.Trial, row: dict[str, float]) -> None:
+        self.streams[trial.number](row)
 
     def ended(
         self,
@@ -107,8 +160,9 @@ class TrialRuns:
         final: dict[str, float],
         error: str | None = None,
     ) -> None:
-        run_id = self.run_ids.pop(trial.number)
-        runs.log_history(run_id, history)
+        stream = self.streams.pop(trial.number)
+        run_id = stream.run_id
+        stream.finish(history)
         runs.log_metrics(run_id, final)
         runs.set_tags(run_id, {"state": state, **({"error": error[:ERROR_CHARS]} if error else {})})
         runs.end_run(run_id, RUN_STATUS[state])
@@ -167,18 +221,41 @@ def flat_scores(test: dict[str, Any]) -> dict[str, float]:
     return flat
 
 
+def headline_metrics(headline: dict[str, Any], primary: str) -> dict[str, float]:
+    """metrics/summary.json as MLflow metrics: the selected model's test score (with its
+    interval) as `test_<primary>`, the baseline's as `test_baseline_<primary>`, dev scores,
+    the train - dev gap, the best epoch and tuning's best dev score."""
+    selected, baseline = headline["selected"], headline["baseline"]
+    values = {f"test_{key}": value for key, value in selected["test"].items()}
+    values[f"test_baseline_{primary}"] = baseline["test"][primary]
+    values["train_dev_gap"] = selected["train_dev_gap"]
+    values["tune_best_dev"] = headline["tune_best_dev"]
+    values[f"dev_{primary}"] = selected["dev"]
+    values[f"dev_baseline_{primary}"] = baseline["dev"]
+    if "best_epoch" in selected:
+        values["best_epoch"] = selected["best_epoch"]
+    return values
+
+
 def log_evaluation(
     base: BaseParams,
     params: EvaluateParams,
     schema: Schema,
     summary: dict[str, Any],
+    headline: dict[str, Any],
     test_frame: Any,
     winner_dir: Path,
 ) -> None:
-    """The evaluate run: test input, scores, verdict tags, plots, report; then the registry."""
-    logged = {"base": {"seed": base.seed}, "evaluate": params.model_dump()}
+    """The evaluate run: every param that made the model, the headline scores (also on the
+    execution's parent run), test input, all scores, verdict tags, plots, report; then the
+    registry."""
+    produced_by = runs.params_file() or {"base": {"seed": base.seed}}
+    logged = produced_by | {"evaluate": params.model_dump()}
     with runs.stage_run("evaluate", logged) as run:
         run_id = run.info.run_id
+        headline_scores = headline_metrics(headline, summary["primary_metric"])
+        runs.log_metrics(run_id, headline_scores)
+        runs.log_metrics(run.data.tags[runs.PARENT_TAG], headline_scores)
         runs.log_split_inputs(schema, {"test": SPLIT_FILES["test"]})
         runs.log_metrics(run_id, flat_scores(summary["test"]))
         selected = summary["selected"]["model"]

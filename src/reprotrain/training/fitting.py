@@ -140,6 +140,7 @@ def fit_and_score(
     on_epoch: Any = None,
     checkpoint: Path | None = None,
     progress: str = "off",
+    label: str = "",
 ) -> Fitted:
     """Train the configured model with one seed; score its best weights on train and dev."""
     task = schema.task
@@ -158,6 +159,7 @@ def fit_and_score(
         else "",
         image_shape=schema.image_shape,
         progress=progress,
+        label=label,
     )
     history = model.fit(resample(train, params.imbalance, seed), dev, options)
     train_scores = metrics.score_model(model, task, train)

@@ -79,15 +79,26 @@ def learning_curve(
 
 
 def for_train(
-    params: Any, fractions: list[float], schema: Schema, dev: Arrays, train: Arrays, full: Any
+    params: Any,
+    fractions: list[float],
+    schema: Schema,
+    dev: Arrays,
+    train: Arrays,
+    full: Any,
+    progress: str = "off",
 ) -> list[dict[str, float]]:
     """The curve for the `train` stage: the configured model, the first seed's fit reused."""
     from reprotrain import metrics
     from reprotrain.training.fitting import fit_and_score
 
-    task = schema.task
+    task, n_rows = schema.task, len(train[1])
+
+    def fit(subset: Arrays) -> Any:
+        share = f"learning curve {len(subset[1]) / n_rows:.0%} ({len(subset[1])} of {n_rows} rows)"
+        return fit_and_score(params, schema, full.seed, subset, dev, progress=progress, label=share)
+
     return learning_curve(
-        lambda subset: fit_and_score(params, schema, full.seed, subset, dev),
+        fit,
         train,
         fractions,
         metrics.PRIMARY[task],

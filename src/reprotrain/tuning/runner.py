@@ -34,9 +34,11 @@ Arrays = tuple[np.ndarray, np.ndarray]
 
 
 class TrialObserver(Protocol):
-    """Told of every trial: its start (with the sampled overrides) and its end."""
+    """Told of every trial: its start (with the sampled overrides), each epoch, its end."""
 
     def started(self, trial: optuna.Trial, overrides: dict[str, Any]) -> None: ...
+
+    def epoch(self, trial: optuna.Trial, row: dict[str, float]) -> None: ...
 
     def ended(
         self,
@@ -123,15 +125,20 @@ def make_objective(search: Search, observer: TrialObserver) -> Callable[[optuna.
     Per-epoch dev values go to the pruner; a pruned trial stops at that epoch.
     """
     task, metric = search.schema.task, search.objective.metric
+    n_trials = search.budget.n_trials
 
     def objective(trial: optuna.Trial) -> float:
+        count = f" ({trial.number + 1} of {n_trials})" if n_trials else ""
+        name = f"trial {trial.number}{count}"  # numbered as in tune_trials.csv and MLflow
         overrides = space.suggest(trial, search.params.space)
+        log.info("%s: %s", name, overrides)
         observer.started(trial, overrides)
         history: list[dict[str, float]] = []
         reported: list[float] = []
 
         def on_epoch(row: dict[str, float]) -> None:
             history.append(row)
+            observer.epoch(trial, row)
             reported.append(space.epoch_value(row, search.objective, task))
             trial.report(reported[-1], int(row["epoch"]))
             if trial.should_prune():
@@ -145,19 +152,14 @@ def make_objective(search: Search, observer: TrialObserver) -> Callable[[optuna.
         except optuna.TrialPruned:
             stopped = {"pruned_epoch": len(history), "pruned_value": reported[-1]}
             observer.ended(trial, "pruned", history, stopped)
-            log.info(
-                "trial %d: pruned at epoch %d (dev value %.4f)",
-                trial.number,
-                len(history),
-                reported[-1],
-            )
+            log.info("%s: pruned at epoch %d (dev value %.4f)", name, len(history), reported[-1])
             raise
         except BaseException as exc:
             observer.ended(trial, "failed", history, {}, f"{type(exc).__name__}: {exc}")
             raise
         scores = {f"dev_{name}": score for name, score in fitted.dev_scores.items()}
         observer.ended(trial, "complete", fitted.history, scores)
-        log.info("trial %d: dev %s %.4f", trial.number, metric, value)
+        log.info("%s: dev %s %.4f", name, metric, value)
         return value
 
     return objective
