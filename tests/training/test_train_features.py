@@ -315,6 +315,28 @@ def test_progress_falls_back_to_log_lines_without_a_terminal(monkeypatch):
     assert resolve_progress("off") == "off"
 
 
+def test_an_early_stop_closes_the_bar_at_its_epoch_with_the_reason(blobs, capsys):
+    """The bar says which fit it is and ends at 100% where training stopped, not at 45%."""
+    schema, train, dev = blobs
+    params = train_params(**{"optim.epochs": 200, "early_stopping.patience": 2})
+    fitted = fit_and_score(params, schema, 0, train, dev, progress="bar", label="seed 0 (1 of 3)")
+    assert len(fitted.history) < 200  # it did stop early
+    last = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    epochs = len(fitted.history)
+    assert last.startswith(f"seed 0 (1 of 3) (early stop at epoch {epochs}): 100%"), last
+    assert f"{epochs}/{epochs}" in last
+
+
+def test_epoch_log_lines_name_their_fit(blobs, caplog):
+    schema, train, dev = blobs
+    with caplog.at_level("INFO", logger="reprotrain.models.torch_loop"):
+        fit_and_score(
+            train_params(**{"optim.epochs": 2}), schema, 0, train, dev, progress="log", label="x"
+        )
+    epochs = [r.getMessage() for r in caplog.records if "epoch 1:" in r.getMessage()]
+    assert epochs and epochs[0].startswith("x: epoch 1: train_loss=")
+
+
 # --- stage-level: determinism and resume after a real kill -------------------------------
 
 
