@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 
-import pandas as pd
-
 from reprotrain import config
 from reprotrain.config.errors import run_stage
 from reprotrain.config.paths import (
@@ -26,7 +24,7 @@ from reprotrain.config.paths import (
     TRAIN_METRICS,
     TUNE_METRICS,
 )
-from reprotrain.data import datasets, io
+from reprotrain.data import datasets, io, tables
 from reprotrain.data.schema import Schema
 from reprotrain.evaluation import summary as evaluation
 from reprotrain.models.model import load_model, predict_rows
@@ -39,7 +37,7 @@ log = logging.getLogger(__name__)
 def main() -> None:
     base, params = config.load("base", "evaluate")
     schema = Schema.read(SCHEMA)
-    test_frame = pd.read_parquet(SPLIT_FILES["test"])
+    test_frame = tables.read_parquet(SPLIT_FILES["test"])
     y_true = datasets.encode_target(test_frame, schema)
     curve = evaluation.read_curve(LEARNING_CURVE)
     train_summary, tune_summary = io.read_json(TRAIN_METRICS), io.read_json(TUNE_METRICS)

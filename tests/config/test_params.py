@@ -84,6 +84,12 @@ INVALID_SECTIONS = [
         id="empty-seeds",
     ),
     pytest.param(
+        "train",
+        {"seeds": [0, 1, 0]},
+        r"train\.seeds: seeds must differ .*fakes a std of 0\); repeated: \[0\]",
+        id="repeated-seeds",
+    ),
+    pytest.param(
         "split",
         {"train": 0.5, "dev": 0.2, "test": 0.2},
         r"params\.yaml: split: train \+ dev \+ test must sum to 1, got 0\.5 \+ 0\.2 \+ 0\.2 = 0\.9",

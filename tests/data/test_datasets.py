@@ -145,6 +145,12 @@ def _frame(**columns) -> pd.DataFrame:
             id="target-nan",
         ),
         pytest.param(
+            _frame(a=[1.0, 2.0, 3.0, 4.0], label=[0.5, float("inf"), -float("inf"), 1.0]),
+            "regression",
+            r"src: target column 'label' has 2 infinite values \(inf or -inf\); allowed: finite",
+            id="target-inf",
+        ),
+        pytest.param(
             _frame(label=[0, 1]),
             "classification",
             r"src: no feature columns besides target 'label'",

@@ -256,6 +256,23 @@ def test_relative_sqlite_storage_resolves_against_dvc_root(
     assert tuning.storage_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
 
 
+@pytest.mark.parametrize(
+    ("where", "problem"),
+    [
+        ("missing/tune.db", r"folder .*missing does not exist \(create it: mkdir -p .*missing\)"),
+        ("a-file/tune.db", r"/.*a-file is not a folder"),
+    ],
+    ids=["no-folder", "parent-is-a-file"],
+)
+def test_a_sqlite_storage_needs_an_existing_folder(
+    tmp_path: Path, where: str, problem: str
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(UserError, match=rf"^params\.yaml: tune\.storage: sqlite:///.*: {problem}"):
+        tuning.open_storage(f"sqlite:///{tmp_path / where}")
+    assert not (tmp_path / "missing").exists()  # nothing created on the fly
+
+
 def test_redact_hides_the_password() -> None:
     assert (
         tuning.redact("postgresql://user:secret@host:5432/db")

@@ -259,6 +259,17 @@ class TrainParams(Section):
     augment: AugmentParams
     init_from: InitFromParams
 
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+        if repeated:
+            raise ValueError(
+                f"seeds must differ (a repeated seed repeats the same fit and fakes a std of "
+                f"0); repeated: {repeated}"
+            )
+        return seeds
+
     @field_validator("model")
     @classmethod
     def _known_model(cls, model: str) -> str:

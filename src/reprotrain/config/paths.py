@@ -35,3 +35,29 @@ PLOT_TABLES = ("confusion", "roc", "precision_recall", "calibration", "residuals
 
 def seed_dir(root: Path, seed: int) -> Path:
     return root / f"seed-{seed}"
+
+
+# Which stage writes each pipeline file: named in the message when one is missing or broken.
+PRODUCERS = {
+    PREPARED_DIR: "prepare",
+    PREPARE_METRICS: "prepare",
+    SPLIT_DIR: "split",
+    SPLIT_METRICS: "split",
+    BASELINE_DIR: "train",
+    MODEL_DIR: "train",
+    TRAIN_METRICS: "train",
+    TRAIN_HISTORY: "train",
+    LEARNING_CURVE: "train",
+    TUNED_DIR: "tune",
+    TUNE_METRICS: "tune",
+    TUNE_TRIALS: "tune",
+}
+
+
+def producer(path: Path) -> str | None:
+    """The stage that writes `path` (a file of the pipeline, or one inside its folders)."""
+    path = Path(path)
+    for output, stage in PRODUCERS.items():
+        if path == output or output in path.parents:
+            return stage
+    return None

@@ -122,6 +122,14 @@ def validate(
             f"{source}: target column {target!r} has {missing} missing values; allowed: "
             "none, or set prepare.drop_missing_target: true to drop those rows"
         )
+    values = frame[target]
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        infinite = int(np.isinf(values.to_numpy(dtype=np.float64)).sum())
+        if infinite:
+            raise UserError(
+                f"{source}: target column {target!r} has {infinite} infinite values (inf or "
+                "-inf); allowed: finite numbers; remove or fix those rows"
+            )
     features = [column for column in frame.columns if column != target]
     if not features:
         raise UserError(f"{source}: no feature columns besides target {target!r}")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reprotrain.config.errors import UserError
+from reprotrain.config.paths import METRICS_DIR, producer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,9 +84,34 @@ def write_json(path: Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def broken_input(path: Path, problem: str) -> UserError:
+    """The one-line error for a pipeline file that is missing or unreadable: what, where,
+    and how to get it back (the stage that writes it)."""
+    stage = producer(path)
+    if stage is None:
+        return UserError(f"{path}: {problem}")
+    again = "run" if problem == "missing" else "rerun it with"
+    force = "" if problem == "missing" else " --force"
+    # metrics/ is committed to git (cache: false); data/ and models/ are in DVC's cache
+    restore = "git checkout --" if METRICS_DIR in Path(path).parents else "dvc checkout"
+    return UserError(
+        f"{path}: {problem}; it is written by stage `{stage}`: {again} "
+        f"`dvc repro{force} {stage}` (or `{restore} {path}` for the committed one)"
+    )
+
+
 def read_json(path: Path) -> Any:
-    with Path(path).open() as handle:
-        return json.load(handle)
+    """A JSON file; missing or not JSON is a UserError naming the stage that writes it."""
+    try:
+        with Path(path).open(encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise broken_input(path, "missing") from None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}: {exc.msg}"
+        raise broken_input(path, f"not valid JSON ({where})") from None
+    except UnicodeDecodeError:
+        raise broken_input(path, "not valid JSON (not UTF-8 text)") from None
 
 
 def read_json_if_present(path: Path, context: str) -> Any:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from reprotrain.config.errors import UserError
+from reprotrain.data import io
 
 FORMATS = {".csv": "CSV", ".parquet": "PARQUET", ".jsonl": "JSONL", ".ndjson": "JSONL"}
 KINDS = ("numeric", "bool", "date", "category")
@@ -147,14 +148,33 @@ def to_frame(table: Any) -> pd.DataFrame:
     )
 
 
-def read_frame(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """A Parquet file written by this pipeline -> pandas, without a consolidating copy."""
+def open_parquet(path: Path, **options: Any) -> Any:
+    """`pyarrow.parquet.ParquetFile` of a pipeline file; missing or not Parquet (a
+    truncated write, another format) is a UserError naming the stage that writes it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    try:
+        return pq.ParquetFile(path, **options)
+    except FileNotFoundError:
+        raise io.broken_input(path, "missing") from None
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise io.broken_input(path, f"not a readable Parquet file ({exc})") from None
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """`pandas.read_parquet` of a pipeline file, its footer checked first (`open_parquet`)."""
+    open_parquet(path)
+    return pd.read_parquet(path)
+
+
+def read_frame(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A Parquet file written by this pipeline -> pandas, without a consolidating copy."""
+    import pyarrow as pa
+
     use_lean_memory_pool()
     # Row group by row group: the reader buffers one group, not the whole file.
-    parquet = pq.ParquetFile(path, pre_buffer=False)
+    parquet = open_parquet(path, pre_buffer=False)
     groups = [
         parquet.read_row_group(index, columns=columns) for index in range(parquet.num_row_groups)
     ]
@@ -167,9 +187,8 @@ def read_frame(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
 def read_head(path: Path, rows: int = 5) -> pd.DataFrame:
     """The first `rows` rows of a Parquet file, without reading the rest."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path)
+    parquet = open_parquet(path)
     batch = next(parquet.iter_batches(batch_size=rows), None)
     if batch is None:
         return to_frame(parquet.schema_arrow.empty_table())
@@ -178,9 +197,8 @@ def read_head(path: Path, rows: int = 5) -> pd.DataFrame:
 
 def row_count(path: Path) -> int:
     """Rows of a Parquet file, from its metadata."""
-    import pyarrow.parquet as pq
 
-    return pq.ParquetFile(path).metadata.num_rows
+    return open_parquet(path).metadata.num_rows
 
 
 def read_batches(
@@ -193,10 +211,9 @@ def read_batches(
     of distinct values says nothing about the column).
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     use_lean_memory_pool()
-    parquet = pq.ParquetFile(path, pre_buffer=False)
+    parquet = open_parquet(path, pre_buffer=False)
     if parquet.metadata.num_rows == 0:
         empty = parquet.schema_arrow.empty_table()
         yield to_frame(empty.select(columns) if columns is not None else empty)

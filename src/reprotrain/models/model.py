@@ -20,6 +20,7 @@ import pandas as pd
 
 from reprotrain.config.errors import UserError
 from reprotrain.config.params import TORCH_MODELS
+from reprotrain.data import io
 from reprotrain.data.schema import Schema
 
 if TYPE_CHECKING:
@@ -112,9 +113,15 @@ def load_model(directory: Path) -> Model:
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
         raise UserError(f"{directory}: not a model directory (no {CONFIG_FILE})")
-    config = json.loads(config_path.read_text())
+    config = io.read_json(config_path)
+    family = config.get("family") if isinstance(config, dict) else None
+    if family not in ("torch", "sklearn"):
+        raise UserError(
+            f"{config_path}: not a model file this pipeline wrote: 'family' must be torch or "
+            f"sklearn, got {family!r}; retrain it (`dvc repro --force train`)"
+        )
     model: Model
-    if config["family"] == "torch":
+    if family == "torch":
         model = TorchModel.load(directory, config)
     else:
         model = SklearnModel.load(directory, config)

@@ -356,7 +356,7 @@ def open_storage(
     url = storage_url(url)
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        check_sqlite_folder(Path(url[len("sqlite:///") :]))
         engine_kwargs = {"connect_args": {"timeout": 60}}  # wait for other writers
     for attempt in range(STORAGE_ATTEMPTS):
         try:
@@ -373,6 +373,24 @@ def open_storage(
                 f"({type(exc).__name__}: {first_line})"
             ) from None
     raise AssertionError("unreachable")
+
+
+def check_sqlite_folder(database: Path) -> None:
+    """A SQLite study's folder must exist and be writable: never created on the fly (a typo
+    would make folders, as root even at the filesystem root)."""
+    folder = database.parent
+    problem = None
+    if not folder.exists():
+        problem = f"folder {folder} does not exist (create it: mkdir -p {folder})"
+    elif not folder.is_dir():
+        problem = f"{folder} is not a folder"
+    elif not os.access(folder, os.W_OK):
+        problem = f"folder {folder} is not writable"
+    if problem:
+        raise UserError(
+            f"params.yaml: tune.storage: sqlite:///{database}: {problem}; allowed: a database "
+            "file in an existing, writable folder, e.g. sqlite:///tune.db"
+        )
 
 
 def _rdb_storage(
