@@ -43,7 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def coordinate(search: runner.Search, study, storage, fingerprint: str, preprocessor) -> None:
+def coordinate(
+    search: runner.Search, study, storage, fingerprint: str, preprocessor, lineage
+) -> None:
     """Run the study under this stage's MLflow run; write models/tuned and the metrics."""
     from reprotrain import tracking
     from reprotrain.tracking import stage_logs
@@ -60,7 +62,6 @@ def coordinate(search: runner.Search, study, storage, fingerprint: str, preproce
         io.write_csv(TUNE_TRIALS, pd.DataFrame(tuning.trials_table(study)))
         stage_logs.log_study(run_id, study, summary, search.base.seed)
         tracking.tag_weights(run_id, TUNED_DIR)
-        lineage = pretrained.lineage(search.train_params.init_from)
         stage_logs.log_trained_model(run_id, TUNED_DIR, search.schema, lineage)
     log.info(
         "best dev %s %.4f (trial %d of %d; %s): %s",
@@ -98,12 +99,13 @@ def main(argv: list[str] | None = None) -> None:
     preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(train_params.model))
     search = runner.make_search(base, train_params, params, schema, train, dev)
     configure_torch(base)  # always: the search may pick a torch model whatever train.model is
+    lineage = pretrained.lineage(train_params.init_from)  # a refused checkpoint: once, here
     storage = tuning.open_storage(params.storage)
     study, fingerprint = runner.open_search_study(search, storage)
     if args.worker:
         work(search, study, storage, fingerprint, args.wait)
     else:
-        coordinate(search, study, storage, fingerprint, preprocessor)
+        coordinate(search, study, storage, fingerprint, preprocessor, lineage)
 
 
 if __name__ == "__main__":

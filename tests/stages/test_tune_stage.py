@@ -477,3 +477,31 @@ def test_workers_and_coordinator_share_one_postgres_study(
 
 
 # --- through DVC --------------------------------------------------------------------------
+
+
+class _Exploit:
+    """Unpickling it would run a command: what a poisoned checkpoint holds."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_refused_checkpoint_stops_tune_once_before_the_study(tune_dir, tmp_path) -> None:
+    """Not one failed trial per trial: the refusal comes before any study or MLflow run."""
+    import torch
+
+    root = tune_dir(
+        {"n_trials": 3},
+        {"init_from": {"mode": "finetune", "path": "pretrained/evil.pt"}},
+    )
+    (root / "pretrained").mkdir()
+    marker = tmp_path / "pwned"
+    torch.save({"1.head.weight": _Exploit(marker)}, root / "pretrained" / "evil.pt")
+    with pytest.raises(UserError, match=r"train\.init_from\.path: refusing to load .*evil\.pt"):
+        tune.main([])
+    assert not marker.exists()
+    stages, trials = tune_runs()
+    assert stages == [] and trials == []

@@ -261,10 +261,14 @@ def _holds_state(module: nn.Module) -> bool:
 
 
 def lineage(params: InitFromParams) -> dict[str, str] | None:
-    """What the run records about its starting point (None: trained from scratch)."""
+    """What the run records about its starting point (None: trained from scratch).
+
+    Reads the checkpoint once, as every fit will: a file that would be refused (pickled
+    code, not a state_dict) fails here, once, before any training or trial starts."""
     if params.mode == "none":
         return None
-    info = {"mode": params.mode, "path": params.path, "sha256": digest(params.path)}
+    checkpoint = load(params.path)
+    info = {"mode": params.mode, "path": params.path, "sha256": checkpoint.sha256}
     if params.mlflow_run_id:
         info["mlflow_run_id"] = params.mlflow_run_id
     return info
