@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from reprotrain import tracking
@@ -35,3 +36,34 @@ def test_params_and_metrics_of_a_stage_run_are_flat() -> None:
         "train.fixed": "{}",
     }
     assert logged.metrics == {"dev_accuracy": 0.9}
+
+
+@pytest.mark.slow
+def test_four_processes_starting_together_on_a_new_store_all_log(tmp_path) -> None:
+    """MLflow migrates a new SQLite store in whichever process comes first; without the
+    lock, processes starting together fail with 'table ... already exists' (seen with two
+    queue workers or torchrun ranks on a fresh workspace)."""
+    import os
+    import subprocess
+    import sys
+
+    store = tmp_path / "fresh" / "mlflow.db"
+    store.parent.mkdir()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store}"}
+    script = "from reprotrain import tracking\nwith tracking.stage_run('train', {}):\n    pass\n"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0] * 4, outputs
+    experiment = MlflowClient(f"sqlite:///{store}").get_experiment_by_name(tracking.EXPERIMENT)
+    runs = MlflowClient(f"sqlite:///{store}").search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags[tracking.RUN_KIND] for r in runs).count("stage") == 4

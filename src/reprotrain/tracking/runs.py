@@ -72,8 +72,9 @@ def setup() -> str:
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
-    client = MlflowClient()
-    experiment = client.get_experiment_by_name(name)
+    with store_creation_lock(uri):  # the first client creates a new store's tables
+        client = MlflowClient()
+        experiment = client.get_experiment_by_name(name)
     if experiment is None:
         location = (repo_root() / "mlartifacts").as_uri() if default_store else None
         # a parallel worker may create it meanwhile: then it is read below
@@ -85,6 +86,18 @@ def setup() -> str:
     if experiment.tags.get(EXPERIMENT_KIND) != MODEL_DEVELOPMENT:  # a store made before
         client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, MODEL_DEVELOPMENT)
     return experiment.experiment_id
+
+
+def store_creation_lock(uri: str) -> contextlib.AbstractContextManager[Any]:
+    """A file lock beside a SQLite store (`mlflow.db.lock`): processes starting together on
+    a new store (queue workers, torchrun ranks, tune workers) would otherwise race through
+    MLflow's migrations ("table ... already exists"). Other stores need none."""
+    from filelock import FileLock
+
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return contextlib.nullcontext()
+    return FileLock(uri[len(prefix) :] + ".lock", timeout=300)
 
 
 def git_commit() -> str:
