@@ -172,12 +172,26 @@ def test_parse_section_rejects_with_one_line(section: str, raw: object, message:
         pytest.param(
             "- a\n- b\n", r"params\.yaml: must be a mapping of sections, got list", id="not-mapping"
         ),
-        pytest.param("train: [unclosed\n", r"params\.yaml: not valid YAML \(", id="invalid-yaml"),
+        pytest.param(
+            "train: [unclosed\n",
+            r"^params\.yaml: not valid YAML \(line 2, column 1: expected ',' or '\]', but got",
+            id="invalid-yaml",
+        ),
+        pytest.param(
+            "base:\n  seed: 0\n\tthreads: 1\n",
+            r"^params\.yaml: not valid YAML \(line 3, column 1: found character '\\t'",
+            id="tab-indent",
+        ),
+        pytest.param(
+            "base:\n  seed: caf\xe9\n".encode("latin-1").decode("latin-1"),
+            r"^params\.yaml: not UTF-8 text \(line 2, byte 17\); save it as UTF-8$",
+            id="not-utf8",
+        ),
     ],
 )
 def test_load_rejects_bad_files(workdir, text: str, message: str) -> None:
     directory = workdir()
-    (directory / "params.yaml").write_text(text)
+    (directory / "params.yaml").write_bytes(text.encode("latin-1"))
     with pytest.raises(UserError, match=message):
         config.load("train")
 

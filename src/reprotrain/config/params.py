@@ -460,15 +460,31 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what: "line 3, column 10: expected ',' or ']'" (1-based, as editors count)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or exc.__class__.__name__
+    if mark is None:
+        return problem
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
 def read_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
     """Read the raw params mapping; a missing or malformed file is a UserError."""
     if not path.exists():
         raise UserError(f"{path}: file not found (run from the repository root)")
+    data = path.read_bytes()
     try:
-        with path.open() as handle:
-            raw = yaml.load(handle, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UserError(
+            f"{path}: not UTF-8 text (line {line}, byte {exc.start}); save it as UTF-8"
+        ) from None
+    try:
+        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+        raise UserError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
