@@ -16,7 +16,14 @@ import pandas as pd
 
 from reprotrain import config, tuning
 from reprotrain.config.errors import UserError, run_stage
-from reprotrain.config.paths import SCHEMA, SPLIT_FILES, TUNE_METRICS, TUNE_TRIALS, TUNED_DIR
+from reprotrain.config.paths import (
+    SCHEMA,
+    SPLIT_FILES,
+    TUNE_HISTORY,
+    TUNE_METRICS,
+    TUNE_TRIALS,
+    TUNED_DIR,
+)
 from reprotrain.data import io
 from reprotrain.data.schema import Schema
 from reprotrain.models import pretrained
@@ -59,7 +66,10 @@ def coordinate(
         with io.atomic_dir(TUNED_DIR) as tmp:
             save_model(best.model, preprocessor, tmp)
         io.write_json(TUNE_METRICS, summary)
-        io.write_csv(TUNE_TRIALS, pd.DataFrame(tuning.trials_table(study)))
+        trials = tuning.trials_table(study)
+        io.write_csv(TUNE_TRIALS, pd.DataFrame(trials))
+        # never empty: the study has a best (complete) trial
+        io.write_csv(TUNE_HISTORY, pd.DataFrame(tuning.history_table(trials, summary["direction"])))
         stage_logs.log_study(run_id, study, summary, search.base.seed)
         tracking.tag_weights(run_id, TUNED_DIR)
         stage_logs.log_trained_model(run_id, TUNED_DIR, search.schema, lineage)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from plots_page import assert_offline, drawn_plots, embedded_specs, intended_plots, show_page
 from project_copy import REPO_ROOT, commit_copy, copy_project, dvc, pipeline_env
 from repo_params import merge
 
@@ -118,11 +120,42 @@ def test_regression_plots_report_and_dvc_html(diabetes: dict[str, Any]) -> None:
     for image in images:
         assert f"](plots/{image})" in report
 
-    html_dir = repo.parent / "html"
-    dvc(repo, "plots", "show", "-o", str(html_dir))
-    html = (html_dir / "index.html").read_text()
+    html = show_page(repo, repo.parent / "html")
     for title in ("Residuals on test", "Predicted vs actual on test", "Learning curve"):
         assert title in html
+    assert_offline(html)
+    # a regression run draws no ROC, precision-recall, calibration or confusion plot, and
+    # no default per-file plot of a stage's CSV
+    drawn = drawn_plots(repo)
+    assert drawn == intended_plots(repo, "regression")
+    assert not any("ROC" in title or "Calibration" in title for title in drawn)
+    assert sum(embedded_specs(html).values()) == len(drawn)
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)"
+)
+def test_dvc_plots_page_renders_offline_in_chromium(diabetes: dict[str, Any]) -> None:
+    """The page draws every plot with data from the inlined builds (no network here), and
+    nothing for the plots that do not apply (no lone actions button)."""
+    repo = diabetes["repo"]
+    page = repo.parent / "page"
+    show_page(repo, page)
+    command = [str(CHROMIUM), *CHROMIUM_FLAGS, "--virtual-time-budget=10000", "--dump-dom"]
+    dom = subprocess.run(
+        [*command, (page / "index.html").as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    drawn = drawn_plots(repo)
+    assert dom.count('class="vega-embed') == len(drawn)
+    assert dom.count("<canvas") == len(drawn)  # vega-embed's default renderer
+    ids = set(re.findall(r'<div id="([^"]+)"', dom))
+    assert {"Residuals_on_test__predicted_-_actual_", "Loss_per_epoch__first_seed_"} <= ids
+    assert not any(div.startswith(("ROC", "Calibration", "Confusion")) for div in ids)
 
 
 @pytest.mark.e2e

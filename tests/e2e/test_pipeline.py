@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from plots_page import assert_offline, drawn_plots, intended_plots, show_page
 from project_copy import commit_copy, copy_project, dvc, small_params
 
 from reprotrain.config import paths
@@ -82,6 +83,16 @@ def _check_mlflow(repo: Path, commit: str) -> None:
     assert "confusion_matrix.png" in artifacts
 
 
+def _check_dvc_plots(repo: Path) -> None:
+    """The page loads nothing from the network; a classification run draws the top-level
+    plots but the regression ones (residuals), and no default per-file plot."""
+    assert_offline(show_page(repo, repo.parent / "dvc_plots"))
+    drawn = drawn_plots(repo)
+    assert drawn == intended_plots(repo, "classification")
+    assert "ROC on test (macro average one-vs-rest)" in drawn
+    assert not any("esidual" in title or title.startswith("metrics/") for title in drawn)
+
+
 @pytest.mark.e2e
 def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
@@ -103,6 +114,7 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     tune = json.loads((repo / paths.TUNE_METRICS).read_text())
     assert tune["n_trials"] == 2
     _check_mlflow(repo, commit)
+    _check_dvc_plots(repo)
 
     first = _metric_bytes(repo)
     dvc(repo, "repro", "--force")

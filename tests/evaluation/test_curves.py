@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
@@ -80,13 +79,9 @@ def test_tables_that_do_not_apply_are_empty_with_their_header() -> None:
     assert curves.roc_table(np.array([1, 1]), np.array([[0.2, 0.8], [0.1, 0.9]])).empty
 
 
-def test_best_so_far_skips_failed_trials() -> None:
-    best = curves.best_so_far([float("nan"), 0.5, 0.4, float("nan"), 0.7])
-    assert math.isnan(best[0])
-    assert best[1:] == [0.5, 0.5, 0.5, 0.7]
-
-
-def test_best_so_far_follows_the_tuning_direction() -> None:
-    losses = [0.9, float("nan"), 0.4, 0.6, 0.3]
-    assert curves.best_so_far(losses, "minimize")[2:] == [0.4, 0.4, 0.3]
-    assert curves.best_so_far(losses, "maximize")[2:] == [0.9, 0.9, 0.9]
+def test_expected_calibration_error_weights_each_bin_by_its_rows() -> None:
+    table = pd.DataFrame(
+        {"confidence": [0.5, 0.9], "observed": [0.7, 0.9], "perfect": [0.5, 0.9], "count": [1, 3]}
+    )
+    assert curves.expected_calibration_error(table) == pytest.approx(0.2 * 1 / 4)
+    assert curves.expected_calibration_error(curves.empty("calibration")) is None

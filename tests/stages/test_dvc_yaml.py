@@ -188,6 +188,18 @@ def _declared() -> set[PurePosixPath]:
     return declared
 
 
+def test_only_the_top_level_plots_are_drawn() -> None:
+    """A stage-level `plots:` entry is drawn as a default per-file plot of every column."""
+    assert not [name for name, stage in _dvc_stages().items() if "plots" in stage]
+    with (REPO_ROOT / "dvc.yaml").open() as handle:
+        plots = yaml.safe_load(handle)["plots"]
+    files = {file for entry in plots for plot in entry.values() for file in plot["y"]}
+    assert paths.TUNE_HISTORY.as_posix() in files  # complete trials only
+    assert paths.TUNE_TRIALS.as_posix() not in files  # blank dev scores would draw as zeros
+    for table in paths.PLOT_TABLES:
+        assert (paths.PLOTS_DIR / f"{table}.csv").as_posix() in files
+
+
 def test_dvc_yaml_paths_match_paths_py() -> None:
     constants = _paths_py()
     declared = _declared()

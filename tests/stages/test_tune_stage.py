@@ -108,7 +108,8 @@ def tune_runs() -> tuple[list[Any], list[Any]]:
 def test_outputs_mlflow_runs_and_byte_identical_reruns(tune_dir) -> None:
     root = tune_dir({"method": "tpe", "n_trials": 3, "tpe_startup_trials": 2})
     tune.main([])
-    first = {path: (root / path).read_bytes() for path in (paths.TUNE_METRICS, paths.TUNE_TRIALS)}
+    outputs = (paths.TUNE_METRICS, paths.TUNE_TRIALS, paths.TUNE_HISTORY)
+    first = {path: (root / path).read_bytes() for path in outputs}
     tune.main([])
     assert first == {path: (root / path).read_bytes() for path in first}
 
@@ -119,8 +120,13 @@ def test_outputs_mlflow_runs_and_byte_identical_reruns(tune_dir) -> None:
     assert set(result["best_params"]) == set(SPACE)
     assert result["best_model"]["dev"]["accuracy"] == result["best_dev_score"]
     table = trials_csv(root)
-    assert list(table.columns) == ["trial", "state", "dev_score", "epochs", *SPACE]
+    columns = ["trial", "state", "dev_score", "epochs", "last_epoch_dev_score", *SPACE]
+    assert list(table.columns) == columns
     assert table["dev_score"].max() == pytest.approx(result["best_dev_score"], abs=1e-6)
+    history = pd.read_csv(root / paths.TUNE_HISTORY)  # the complete trials, for the DVC plot
+    assert list(history.columns) == ["trial", "dev_score", "best_so_far"]
+    assert history["trial"].tolist() == table["trial"][table["state"] == "complete"].tolist()
+    assert history["best_so_far"].iloc[-1] == pytest.approx(result["best_dev_score"], abs=1e-6)
     model = load_model(root / paths.TUNED_DIR)
     assert (
         len(model.predict(model.preprocessor.transform(pd.read_parquet(paths.SPLIT_FILES["dev"]))))
@@ -168,6 +174,9 @@ def test_weak_torch_trials_are_pruned_and_logged_as_pruned(tune_dir) -> None:
     table = trials_csv(root)
     pruned = table[table["state"] == "pruned"]
     assert pruned["dev_score"].isna().all() and (pruned["epochs"] < 6).all()
+    assert pruned["last_epoch_dev_score"].notna().all()  # where each stopped, for the PNG
+    history = pd.read_csv(root / paths.TUNE_HISTORY)
+    assert not set(history["trial"]) & set(pruned["trial"])  # no blank drawn as zero
     assert set(pruned["optim.lr"]) == {1e-7}  # only the hopeless learning rate
     _, trials = tune_runs()
     killed = [t for t in trials if t.data.tags["state"] == "pruned"]

@@ -361,8 +361,35 @@ def test_trials_table_and_counts_have_no_timings() -> None:
     assert [row["state"] for row in rows] == ["complete", "pruned", "failed"]
     assert [row["dev_score"] for row in rows] == [0.9, None, None]
     assert [row["epochs"] for row in rows] == [3, 2, None]
-    assert set(rows[0]) == {"trial", "state", "dev_score", "epochs", "optim.lr", "mlp.hidden_sizes"}
+    assert [row["last_epoch_dev_score"] for row in rows] == [0.5, 0.5, None]
+    assert set(rows[0]) == {
+        "trial",
+        "state",
+        "dev_score",
+        "epochs",
+        "last_epoch_dev_score",
+        "optim.lr",
+        "mlp.hidden_sizes",
+    }
     assert tuning.state_counts(study) == {"complete": 1, "pruned": 1, "failed": 1}
+
+
+@pytest.mark.parametrize(
+    ("direction", "best"),
+    [("maximize", [0.7, 0.7, 0.9]), ("minimize", [0.7, 0.6, 0.6])],
+    ids=["maximize", "minimize"],
+)
+def test_history_table_keeps_complete_trials_with_the_best_so_far(direction, best) -> None:
+    states = ["complete", "pruned", "complete", "failed", "complete"]
+    scores = [0.7, None, 0.6, None, 0.9]
+    trials = [
+        {"trial": n, "state": state, "dev_score": score}
+        for n, (state, score) in enumerate(zip(states, scores, strict=True))
+    ]
+    history = tuning.history_table(trials, direction)
+    assert [row["trial"] for row in history] == [0, 2, 4]  # no blank scores to draw as zeros
+    assert [row["dev_score"] for row in history] == [0.7, 0.6, 0.9]
+    assert [row["best_so_far"] for row in history] == best
 
 
 def test_best_trial_follows_the_direction() -> None:

@@ -24,6 +24,8 @@ TRAIN_HISTORY = METRICS_DIR / "train_history.csv"
 LEARNING_CURVE = METRICS_DIR / "learning_curve.csv"
 TUNE_METRICS = METRICS_DIR / "tune.json"
 TUNE_TRIALS = METRICS_DIR / "tune_trials.csv"
+# The complete trials of TUNE_TRIALS with the best dev score so far (the DVC plot).
+TUNE_HISTORY = METRICS_DIR / "tune_history.csv"
 EVALUATE_METRICS = METRICS_DIR / "evaluate.json"
 # The headline numbers: the one file dvc.yaml declares as metrics (dvc metrics, dvc exp show).
 SUMMARY_METRICS = METRICS_DIR / "summary.json"

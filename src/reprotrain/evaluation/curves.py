@@ -107,6 +107,16 @@ def calibration_table(y_true: np.ndarray, proba: np.ndarray, bins: int) -> pd.Da
     return pd.DataFrame(rows, columns=COLUMNS["calibration"])
 
 
+def expected_calibration_error(table: pd.DataFrame) -> float | None:
+    """ECE of a `calibration_table`: the gap |observed - confidence| of each bin, weighted
+    by its share of rows (None when the table has no rows)."""
+    total = table["count"].sum()
+    if not total:
+        return None
+    gaps = (table["observed"] - table["confidence"]).abs()
+    return float((gaps * table["count"]).sum() / total)
+
+
 def residual_table(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
     """Per test row: actual, predicted and residual (predicted - actual)."""
     actual, predicted = y_true.astype(np.float64), y_pred.astype(np.float64)
@@ -125,15 +135,3 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     from sklearn.metrics import confusion_matrix as sk_confusion
 
     return sk_confusion(y_true, y_pred, labels=np.arange(n_classes))
-
-
-def best_so_far(scores: list[float], direction: str = "maximize") -> list[float]:
-    """Running best of trial scores, the maximum or (`direction="minimize"`, e.g. log loss)
-    the minimum; nan trials, e.g. failed or pruned ones, are skipped."""
-    pick = max if direction == "maximize" else min
-    best, out = float("nan"), []
-    for score in scores:
-        if score == score:  # not nan
-            best = score if best != best else pick(best, score)
-        out.append(best)
-    return out

@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reprotrain.config.paths import PLOT_TABLES, TRAIN_HISTORY, TUNE_METRICS, TUNE_TRIALS
+from reprotrain.config.paths import (
+    PLOT_TABLES,
+    TRAIN_HISTORY,
+    TRAIN_METRICS,
+    TUNE_HISTORY,
+    TUNE_METRICS,
+    TUNE_TRIALS,
+)
 from reprotrain.data import io
 from reprotrain.data.schema import Schema
 from reprotrain.evaluation import curves
@@ -61,7 +68,10 @@ def classification_figures(
             per_class, tables["precision_recall"], labels, f"Precision-recall ({model}, test)"
         )
     figures["calibration.png"] = plots.calibration_figure(
-        tables["calibration"], f"Calibration ({model}, test)", binary=proba.shape[1] == 2
+        tables["calibration"],
+        f"Calibration ({model}, test)",
+        binary=proba.shape[1] == 2,
+        ece=curves.expected_calibration_error(tables["calibration"]),
     )
     return figures
 
@@ -80,17 +90,19 @@ def stage_figures(summary: dict[str, Any], curve: list[dict[str, float]]) -> dic
     """Pictures of what train and tune wrote: loss curves, learning curve, tuning history."""
     primary = summary["primary_metric"]
     history = pd.read_csv(TRAIN_HISTORY)
-    figures = {"loss_curves.png": plots.history_figure(history.to_dict("records"))}
+    model = io.read_json(TRAIN_METRICS)["model"]  # the history is of the first seed's run
+    best_epoch = model["seeds"][str(model["history_seed"])]["best_epoch"]
+    figures = {"loss_curves.png": plots.history_figure(history.to_dict("records"), best_epoch)}
     if curve:
         figures["learning_curve.png"] = plots.learning_curve_figure(
             pd.DataFrame(curve), primary, summary["baseline_dev"]
         )
     trials = pd.read_csv(TUNE_TRIALS)
     if len(trials):
-        tuning = io.read_json(TUNE_METRICS)  # the tuned metric and its direction
-        scores = trials["dev_score"].astype(float).tolist()
-        best = curves.best_so_far(scores, tuning["direction"])
-        figures["tuning_history.png"] = plots.tuning_history_figure(trials, best, tuning["metric"])
+        metric = io.read_json(TUNE_METRICS)["metric"]
+        figures["tuning_history.png"] = plots.tuning_history_figure(
+            trials.to_dict("records"), pd.read_csv(TUNE_HISTORY).to_dict("records"), metric
+        )
     return figures
 
 

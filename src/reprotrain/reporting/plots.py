@@ -12,8 +12,9 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
-def history_figure(history: list[dict[str, float]]) -> Any:
-    """Train and dev loss (left) and score (right) per epoch."""
+def history_figure(history: list[dict[str, float]], best_epoch: int | None = None) -> Any:
+    """Train and dev loss (left) and score (right) per epoch; a dotted line at `best_epoch`,
+    the epoch whose weights the model keeps."""
     epochs = [row["epoch"] for row in history]
     figure, (loss_axis, score_axis) = plt.subplots(1, 2, figsize=(10, 4))
     for split in ("train", "dev"):
@@ -22,6 +23,10 @@ def history_figure(history: list[dict[str, float]]) -> Any:
     loss_axis.set(xlabel="epoch", ylabel="loss", title="Loss per epoch")
     score_axis.set(xlabel="epoch", ylabel="score", title="Score per epoch")
     for axis in (loss_axis, score_axis):
+        if best_epoch is not None:
+            axis.axvline(
+                best_epoch, color="black", linestyle=":", label=f"best epoch ({best_epoch})"
+            )
         axis.legend()
         axis.grid(alpha=0.3)
     figure.tight_layout()
@@ -72,10 +77,20 @@ def _finish(axis: Any, legend: bool = True) -> None:
         axis.legend(fontsize=8, loc="best")
 
 
+# ROC and PR axes reach a little past [0, 1]: a perfect curve runs along the edges, where
+# the spines would hide it.
+UNIT_RANGE = (-0.03, 1.03)
+
+
 def _class_lines(axis: Any, curves: dict, labels: list[str], x: str, y: str) -> None:
-    """Thin per-class curves; one-vs-rest with many classes stays readable."""
+    """Per-class curves under the macro average; many classes stay readable."""
     for index, curve in curves.items():
-        axis.plot(curve[x], curve[y], linewidth=0.8, alpha=0.6, label=f"class {labels[index]}")
+        axis.plot(curve[x], curve[y], linewidth=1.2, alpha=0.7, label=f"class {labels[index]}")
+
+
+def _macro_line(axis: Any, x: Any, y: Any, label: str) -> None:
+    """The macro average on top, dashed: the class curves it covers show between the dashes."""
+    axis.plot(x, y, color="black", linewidth=1.8, linestyle=(0, (4, 3)), label=label, zorder=3)
 
 
 def roc_figure(curves: dict, macro: Any, labels: list[str], auc: float | None, title: str) -> Any:
@@ -85,14 +100,14 @@ def roc_figure(curves: dict, macro: Any, labels: list[str], auc: float | None, t
     name = "macro average" if len(curves) > 1 else "ROC"
     if auc is not None:
         name += f" (AUC {auc:.3f})"
-    axis.plot(macro["fpr"], macro["tpr"], color="black", linewidth=2.2, label=name)
-    axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
+    _macro_line(axis, macro["fpr"], macro["tpr"], name)
+    axis.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1.0, label="chance")
     axis.set(
         xlabel="false positive rate",
         ylabel="true positive rate",
         title=title,
-        xlim=(-0.01, 1.01),
-        ylim=(-0.01, 1.01),
+        xlim=UNIT_RANGE,
+        ylim=UNIT_RANGE,
     )
     _finish(axis)
     figure.tight_layout()
@@ -103,28 +118,33 @@ def precision_recall_figure(curves: dict, macro: Any, labels: list[str], title: 
     """Per-class precision-recall curves, their macro average and the chance level."""
     figure, axis = plt.subplots(figsize=(6, 5.5))
     _class_lines(axis, curves, labels, "recall", "precision")
-    axis.plot(
-        macro["recall"], macro["precision"], color="black", linewidth=2.2, label="macro average"
-    )
+    _macro_line(axis, macro["recall"], macro["precision"], "macro average")
     if len(macro):
-        axis.axhline(macro["chance"].iloc[0], linestyle="--", color="grey", label="chance")
-    axis.set(xlabel="recall", ylabel="precision", title=title, xlim=(-0.01, 1.01), ylim=(0, 1.02))
+        axis.axhline(
+            macro["chance"].iloc[0], linestyle="--", color="grey", linewidth=1.0, label="chance"
+        )
+    axis.set(xlabel="recall", ylabel="precision", title=title, xlim=UNIT_RANGE, ylim=UNIT_RANGE)
     _finish(axis)
     figure.tight_layout()
     return figure
 
 
-def calibration_figure(table: Any, title: str, binary: bool) -> Any:
-    """Reliability diagram (top) and how many test rows fall in each bin (bottom)."""
+def calibration_figure(table: Any, title: str, binary: bool, ece: float | None = None) -> Any:
+    """Reliability diagram (top, with the expected calibration error `ece` in the legend)
+    and how many test rows fall in each bin (bottom, each bar labelled with its count)."""
     figure, (axis, counts) = plt.subplots(
         2, 1, figsize=(6, 6.5), gridspec_kw={"height_ratios": [3, 1]}, sharex=True
     )
     axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
-    axis.plot(table["confidence"], table["observed"], marker="o", label="model")
-    observed = "fraction of positives" if binary else "accuracy"
-    axis.set(ylabel=observed, title=title, ylim=(-0.02, 1.02))
+    model = "model" if ece is None else f"model (ECE {ece:.3f})"
+    axis.plot(table["confidence"], table["observed"], marker="o", label=model)
+    # the same name as the DVC plot's axis; what is observed depends on the task
+    observed = "(share of positives)" if binary else "(share of top-class predictions right)"
+    axis.set(ylabel=f"observed frequency\n{observed}", title=title, ylim=(-0.02, 1.02))
     _finish(axis)
-    counts.bar(table["confidence"], table["count"], width=0.05, color="tab:blue", alpha=0.7)
+    bars = counts.bar(table["confidence"], table["count"], width=0.05, color="tab:blue", alpha=0.7)
+    counts.bar_label(bars, fontsize=7, padding=1)
+    counts.margins(y=0.3)  # room for the labels above the tallest bar
     confidence = "predicted probability (positive class)" if binary else "confidence (top class)"
     counts.set(xlabel=confidence, ylabel="test rows", xlim=(-0.02, 1.02))
     counts.grid(alpha=0.3)
@@ -161,22 +181,56 @@ def residuals_figure(table: Any, title: str) -> Any:
     return figure
 
 
-def tuning_history_figure(trials: Any, best: list[float], metric: str) -> Any:
-    """Dev score of each tuning trial and the best score found so far."""
+def _number(value: Any) -> bool:
+    return value is not None and value == value  # not None, not nan (a blank CSV cell)
+
+
+def tuning_history_figure(
+    trials: list[dict[str, Any]], history: list[dict[str, Any]], metric: str
+) -> Any:
+    """Each complete trial's dev score, the best so far, and pruned trials apart.
+
+    `trials` are `tuning.trials_table` rows (trial, state, dev_score,
+    last_epoch_dev_score), `history` its `history_table` (complete trials, best_so_far). A
+    pruned trial has no dev score: it is drawn as a grey x at the dev value of the epoch it
+    was stopped at; a trial with no value at all (failed) is only counted in the legend.
+    """
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    scored = trials["dev_score"].notna()
-    axis.scatter(trials["trial"][scored], trials["dev_score"][scored], s=20, label="trial")
-    axis.step(trials["trial"], best, where="post", color="black", label="best so far")
-    if not scored.all():  # pruned or failed: no dev score; marked along the bottom edge
-        states = sorted(set(trials["state"][~scored])) if "state" in trials else ["no score"]
+    axis.scatter(
+        [row["trial"] for row in history],
+        [row["dev_score"] for row in history],
+        s=24,
+        label="complete trial",
+        zorder=3,
+    )
+    if history:
+        last = max(row["trial"] for row in trials)  # the line runs on to the last trial
+        axis.step(
+            [row["trial"] for row in history] + [last],
+            [row["best_so_far"] for row in history] + [history[-1]["best_so_far"]],
+            where="post",
+            color="black",
+            label="best so far",
+        )
+    pruned = [
+        row
+        for row in trials
+        if row["state"] == "pruned" and _number(row.get("last_epoch_dev_score"))
+    ]
+    if pruned:
         axis.scatter(
-            trials["trial"][~scored],
-            [0.03] * int((~scored).sum()),
+            [row["trial"] for row in pruned],
+            [row["last_epoch_dev_score"] for row in pruned],
+            s=30,
             marker="x",
             color="grey",
-            transform=axis.get_xaxis_transform(),
-            label=f"{' / '.join(states)} (no dev score)",
+            label="pruned (dev when stopped)",
         )
+    complete_or_drawn = {row["trial"] for row in history} | {row["trial"] for row in pruned}
+    undrawn = [row for row in trials if row["trial"] not in complete_or_drawn]
+    if undrawn:  # legend text only: nothing to draw
+        states = " / ".join(sorted({row["state"] for row in undrawn}))
+        axis.plot([], [], " ", label=f"{len(undrawn)} {states}, no value: not drawn")
     axis.set(xlabel="trial", ylabel=f"dev {metric}", title="Tuning history (dev only)")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     _finish(axis)
@@ -185,51 +239,25 @@ def tuning_history_figure(trials: Any, best: list[float], metric: str) -> Any:
 
 
 def learning_curve_figure(curve: Any, metric: str, baseline: float | None) -> Any:
-    """Train and dev score against the number of training rows used."""
+    """Train and dev score against the number of training rows used.
+
+    The baseline's dev score is a line only when it lies near the model curves; far below
+    them (a majority-class baseline) it would stretch the axis, so it is named in the
+    legend with its value instead.
+    """
     figure, axis = plt.subplots(figsize=(7, 4.5))
     axis.plot(curve["n_train"], curve["train_score"], marker="o", label="train")
     axis.plot(curve["n_train"], curve["dev_score"], marker="o", label="dev")
     if baseline is not None:
-        axis.axhline(baseline, linestyle="--", color="grey", label="baseline (dev)")
+        scores = np.concatenate([curve["train_score"], curve["dev_score"]]).astype(float)
+        low, high = float(np.nanmin(scores)), float(np.nanmax(scores))
+        slack = max(high - low, 0.02)  # how far off the curves a line may still be drawn
+        if low - slack <= baseline <= high + slack:
+            axis.axhline(baseline, linestyle="--", color="grey", label="baseline (dev)")
+        else:
+            where = "below" if baseline < low else "above"
+            axis.plot([], [], " ", label=f"baseline (dev): {baseline:.3g}, {where} the axis")
     axis.set(xlabel="training rows used", ylabel=metric, title="Learning curve (first train seed)")
-    _finish(axis)
-    figure.tight_layout()
-    return figure
-
-
-def study_history_figure(rows: list[dict[str, Any]], metric: str, direction: str) -> Any:
-    """Optimization history: each complete trial's dev value, the best so far, pruned trials.
-
-    `rows` are (trial, state, value) records; a pruned trial is drawn at its last reported
-    epoch value.
-    """
-    pick = max if direction == "maximize" else min
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    complete = [row for row in rows if row["state"] == "complete"]
-    pruned = [row for row in rows if row["state"] == "pruned" and row["value"] is not None]
-    axis.scatter(
-        [r["trial"] for r in complete], [r["value"] for r in complete], s=22, label="complete"
-    )
-    if pruned:
-        axis.scatter(
-            [r["trial"] for r in pruned],
-            [r["value"] for r in pruned],
-            s=22,
-            marker="x",
-            color="grey",
-            label="pruned (last epoch)",
-        )
-    best, steps = None, []
-    for row in complete:
-        best = row["value"] if best is None else pick(best, row["value"])
-        steps.append(best)
-    if complete:
-        axis.step(
-            [r["trial"] for r in complete], steps, where="post", color="black", label="best so far"
-        )
-    axis.set(
-        xlabel="trial", ylabel=f"dev {metric} ({direction})", title="Optimization history (dev)"
-    )
     _finish(axis)
     figure.tight_layout()
     return figure

@@ -186,11 +186,9 @@ def log_study(run_id: str, study: optuna.Study, summary: dict[str, Any], seed: i
     runs.set_tags(run_id, {"best_trial": summary["best_trial"]})
     runs.log_artifact(run_id, TUNE_METRICS)
     runs.log_artifact(run_id, TUNE_TRIALS)
-    rows = [
-        {"trial": t.number, "state": tuning.state_name(t), "value": _last_value(t)}
-        for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    ]
-    figure = plots.study_history_figure(rows, summary["metric"], summary["direction"])
+    trials = tuning.trials_table(study)
+    history = tuning.history_table(trials, summary["direction"])
+    figure = plots.tuning_history_figure(trials, history, summary["metric"])
     runs.log_figure(run_id, figure, "optimization_history.png")
     importances, reason = tuning.param_importances(study, seed)
     if importances is None:
@@ -199,14 +197,6 @@ def log_study(run_id: str, study: optuna.Study, summary: dict[str, Any], seed: i
         return
     runs.log_metrics(run_id, {f"importance.{k}": v for k, v in importances.items()})
     runs.log_figure(run_id, plots.importance_figure(importances), "param_importances.png")
-
-
-def _last_value(trial: optuna.trial.FrozenTrial) -> float | None:
-    if trial.value is not None:
-        return trial.value
-    if trial.intermediate_values:
-        return trial.intermediate_values[max(trial.intermediate_values)]
-    return None
 
 
 def flat_scores(test: dict[str, Any]) -> dict[str, float]:

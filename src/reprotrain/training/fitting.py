@@ -196,6 +196,8 @@ def summarize(task: str, baseline: dict[str, Any], fitted: list[Fitted]) -> dict
         "primary_metric": metrics.PRIMARY[task],
         "baseline": baseline,
         "model": {
+            # the first seed: its per-epoch history is metrics/train_history.csv
+            "history_seed": fitted[0].seed,
             "seeds": per_seed,
             "train": metrics.summarize_seeds([run.train_scores for run in fitted]),
             "dev": metrics.summarize_seeds([run.dev_scores for run in fitted]),

@@ -477,22 +477,39 @@ def state_name(trial: optuna.trial.FrozenTrial) -> str:
 
 
 def trials_table(study: optuna.Study) -> list[dict[str, Any]]:
-    """One row per trial: number, state, dev score, epochs run and params.
+    """One row per trial: number, state, dev score, epochs run, the dev value of its last
+    epoch (where a pruned trial stopped) and params.
 
-    No timings, so the bytes are stable from run to run.
+    Only complete trials have a dev score. No timings, so the bytes are stable from run to run.
     """
     rows = []
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
         complete = trial.state == optuna.trial.TrialState.COMPLETE
+        epochs = trial.intermediate_values
         rows.append(
             {
                 "trial": trial.number,
                 "state": state_name(trial),
                 "dev_score": trial.value if complete else None,
-                "epochs": len(trial.intermediate_values) or None,
+                "epochs": len(epochs) or None,
+                "last_epoch_dev_score": epochs[max(epochs)] if epochs else None,
                 **trial.params,
             }
         )
+    return rows
+
+
+def history_table(trials: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
+    """The complete trials of `trials_table` rows with the best dev score so far
+    (`direction` "maximize" or "minimize"): pruned and failed trials have no dev score,
+    and a plot of the full table would draw their blanks as zeros."""
+    pick = max if direction == "maximize" else min
+    rows: list[dict[str, Any]] = []
+    for row in trials:
+        if row["state"] != "complete":
+            continue
+        best = row["dev_score"] if not rows else pick(rows[-1]["best_so_far"], row["dev_score"])
+        rows.append({"trial": row["trial"], "dev_score": row["dev_score"], "best_so_far": best})
     return rows
 
 
