@@ -321,3 +321,11 @@ def test_dvc_set_param_rewrites_one_line(tmp_path: Path) -> None:
         if line[:1] in "+-" and line[:3] not in ("+++", "---")
     ]
     assert [line.split("#")[0].rstrip() for line in changed] == ["-    lr: 0.001", "+    lr: 0.003"]
+
+
+def test_long_lists_are_cut_in_messages() -> None:
+    from reprotrain.config.errors import brief
+
+    assert brief([0, 1, 2]) == "[0, 1, 2]"
+    cut = brief([f"c{i}" for i in range(3000)])
+    assert cut == "3000 values, e.g. ['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', ...]"

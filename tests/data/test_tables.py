@@ -222,3 +222,15 @@ def test_coerce_dates_to_naive_timestamps() -> None:
 )
 def test_numeric_text_value(values: list, expected) -> None:
     assert tables.numeric_text_value(pd.Series(values)) == expected
+
+
+def test_a_csv_in_another_encoding_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    rows = ["city,x,label"] + [f"{'café' if i % 3 == 0 else 'paris'},{i},{i % 2}" for i in range(9)]
+    path.write_bytes("\n".join(rows).encode("latin-1"))
+    with pytest.raises(
+        UserError,
+        match=r"latin\.csv: column 'city' is not UTF-8 text \(another encoding, e\.g\. Latin-1 "
+        r"or Windows-1252\); allowed: UTF-8 CSV files; convert it, e\.g\. `iconv -f latin1",
+    ):
+        tables.read_table(path)

@@ -5,8 +5,19 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+def brief(values: Any, shown: int = 8) -> str:
+    """A list for a one-line message: whole when short, else its size and first items,
+    `3000 values, e.g. ['a', 'b', ...]`."""
+    values = list(values)
+    if len(values) <= shown:
+        return repr(values)
+    head = ", ".join(repr(value) for value in values[:shown])
+    return f"{len(values)} values, e.g. [{head}, ...]"
 
 
 class UserError(Exception):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reprotrain.config.errors import UserError
+from reprotrain.config.errors import UserError, brief
 from reprotrain.data import tables
 from reprotrain.data.schema import Feature, Schema
 
@@ -215,7 +215,7 @@ def encode_target(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
         unknown = target.iloc[int(np.flatnonzero(codes < 0)[0])]
         raise UserError(
             f"target column {schema.target!r}: label {_plain(unknown)!r} is not one of "
-            f"the schema classes {classes[:10]}"
+            f"the schema classes {brief(classes, 10)}"
         )
     return codes
 

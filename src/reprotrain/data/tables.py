@@ -383,6 +383,12 @@ def _normalize(path: Path, table: Any) -> Any:
             or pa.types.is_time(kind)
             or pa.types.is_duration(kind)
         ):
+            if pa.types.is_binary(kind) and FORMATS.get(Path(path).suffix.lower()) == "CSV":
+                raise UserError(
+                    f"{path}: column {name!r} is not UTF-8 text (another encoding, e.g. "
+                    f"Latin-1 or Windows-1252); allowed: UTF-8 CSV files; convert it, e.g. "
+                    f"`iconv -f latin1 -t utf-8 {path} > utf8.csv`"
+                )
             raise UserError(
                 f"{path}: column {name!r} has type {kind}; allowed: text, integer, float, "
                 "bool, date"

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reprotrain.config.errors import UserError
+from reprotrain.config.errors import UserError, brief
 from reprotrain.data import io
 from reprotrain.data.io import file_digest
 
@@ -219,8 +219,8 @@ def check(checkpoint: Checkpoint, net: nn.Sequential, target: Target) -> dict[st
     if _other_classes(checkpoint, target):
         raise UserError(
             "params.yaml: train.init_from.mode: finetune keeps the checkpoint's output "
-            f"layer and so its classes {checkpoint.classes}, got data with classes "
-            f"{target.classes} (a new label set needs mode: transfer)"
+            f"layer and so its classes {brief(checkpoint.classes or [])}, got data with "
+            f"classes {brief(target.classes or [])} (a new label set needs mode: transfer)"
         )
     return {k: v for k, v in state.items() if not (skip and k.startswith(skip))}
 
