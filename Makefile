@@ -22,7 +22,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
-repro: $(STAMP)  ## run the pipeline on params.yaml
+repro: $(STAMP)  ## check params.yaml, then run the pipeline on it
+	$(BIN)/python -m reprotrain.cli.check_params
 	$(BIN)/dvc repro
 
 lint: $(STAMP)  ## ruff, the import layers and cycles (import-linter), mypy over the library

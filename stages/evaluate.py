@@ -20,11 +20,12 @@ from reprotrain.config.paths import (
     REPORT,
     SCHEMA,
     SPLIT_FILES,
+    STAGE_OUTPUTS,
     SUMMARY_METRICS,
     TRAIN_METRICS,
     TUNE_METRICS,
 )
-from reprotrain.data import datasets, io, tables
+from reprotrain.data import datasets, io, outputs, tables
 from reprotrain.data.schema import Schema
 from reprotrain.evaluation import summary as evaluation
 from reprotrain.models.model import load_model, predict_rows
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def main() -> None:
+    outputs.recover()  # a killed run's outputs, completed before anything reads them
     base, params = config.load("base", "evaluate")
     schema = Schema.read(SCHEMA)
     test_frame = tables.read_parquet(SPLIT_FILES["test"])
@@ -47,12 +49,13 @@ def main() -> None:
         schema, params, base.seed, y_true, predictions, dirs, train_summary, tune_summary, curve
     )
 
-    with io.atomic_dir(PLOTS_DIR) as tmp:
-        images = write_plots(tmp, schema, y_true, predictions[winner], summary, curve, params)
-    io.write_json(EVALUATE_METRICS, summary)
     headline = evaluation.headline(summary, train_summary, tune_summary)
-    io.write_json(SUMMARY_METRICS, headline)
-    io.write_text(REPORT, report.render(summary, curve, images))
+    with outputs.replaced_together("evaluate", STAGE_OUTPUTS["evaluate"]) as staged:
+        plots = staged.folder(PLOTS_DIR)
+        images = write_plots(plots, schema, y_true, predictions[winner], summary, curve, params)
+        io.write_json(staged.path(EVALUATE_METRICS), summary)
+        io.write_json(staged.path(SUMMARY_METRICS), headline)
+        io.write_text(staged.path(REPORT), report.render(summary, curve, images))
     selected = summary["selected"]["model"]
     verdict = summary["fit"][selected]
     print(

@@ -11,8 +11,14 @@ import pandas as pd
 from reprotrain import config
 from reprotrain.config import SplitParams
 from reprotrain.config.errors import UserError, run_stage
-from reprotrain.config.paths import PREPARED_DATA, SCHEMA, SPLIT_FILES, SPLIT_METRICS
-from reprotrain.data import io, splitting
+from reprotrain.config.paths import (
+    PREPARED_DATA,
+    SCHEMA,
+    SPLIT_FILES,
+    SPLIT_METRICS,
+    STAGE_OUTPUTS,
+)
+from reprotrain.data import io, outputs, splitting
 from reprotrain.data.schema import Schema
 from reprotrain.data.tables import read_frame
 
@@ -61,6 +67,7 @@ def resolve(
 
 
 def main() -> None:
+    outputs.recover()  # a killed run's outputs, completed before anything reads them
     base, params = config.load("base", "split")
     schema = Schema.read(SCHEMA)
     frame = read_frame(PREPARED_DATA)
@@ -77,8 +84,6 @@ def main() -> None:
     remaining = splitting.count_cross_split_duplicates(codes[kept], hashes[kept])
 
     rows = {name: np.flatnonzero(codes == code) for code, name in enumerate(splitting.SPLITS)}
-    for name, positions in rows.items():
-        io.write_parquet(SPLIT_FILES[name], frame, positions)
     labels = {name: frame.iloc[positions][[target]] for name, positions in rows.items()}
     summary = splitting.split_summary(
         labels, target, schema.task, found, remaining, method, dropped
@@ -87,7 +92,10 @@ def main() -> None:
         summary["time_ranges"] = splitting.time_ranges(frame[params.time_column], codes)
     if method == "group":
         summary["groups"] = splitting.group_counts(frame[params.group_column], codes)
-    io.write_json(SPLIT_METRICS, summary)
+    with outputs.replaced_together("split", STAGE_OUTPUTS["split"]) as staged:
+        for name, positions in rows.items():
+            io.write_parquet(staged.path(SPLIT_FILES[name]), frame, positions)
+        io.write_json(staged.path(SPLIT_METRICS), summary)
     log.info(
         "%s split, sizes %s; %d rows had an identical feature row in another split (%s)",
         method,

@@ -21,11 +21,12 @@ from reprotrain.config.paths import (
     MODEL_DIR,
     SCHEMA,
     SPLIT_FILES,
+    STAGE_OUTPUTS,
     TRAIN_HISTORY,
     TRAIN_METRICS,
     seed_dir,
 )
-from reprotrain.data import io
+from reprotrain.data import io, outputs
 from reprotrain.data.schema import Schema
 from reprotrain.models import pretrained
 from reprotrain.models.model import Model, build_baseline, input_dtype, save_model
@@ -83,19 +84,21 @@ def write_outputs(
     summary: dict[str, Any],
     curve: list[dict[str, float]],
 ) -> None:
-    """models/baseline, models/model (one folder per seed) and the metrics, each whole."""
-    with io.atomic_dir(BASELINE_DIR) as tmp:
-        save_model(baseline, preprocessor, tmp)
-    with io.atomic_dir(MODEL_DIR) as tmp:
+    """models/baseline, models/model (one folder per seed) and the metrics, replaced
+    together (a kill leaves the previous set or this one, never a mix)."""
+    with outputs.replaced_together("train", STAGE_OUTPUTS["train"]) as staged:
+        save_model(baseline, preprocessor, staged.folder(BASELINE_DIR))
         for run in fitted:
-            save_model(run.model, preprocessor, seed_dir(tmp, run.seed))
-    io.write_json(TRAIN_METRICS, summary)
-    io.write_csv(TRAIN_HISTORY, pd.DataFrame(fitted[0].history))
-    io.write_csv(LEARNING_CURVE, pd.DataFrame(curve, columns=learning_curve.COLUMNS))
+            save_model(run.model, preprocessor, seed_dir(staged.folder(MODEL_DIR), run.seed))
+        io.write_json(staged.path(TRAIN_METRICS), summary)
+        io.write_csv(staged.path(TRAIN_HISTORY), pd.DataFrame(fitted[0].history))
+        curve_frame = pd.DataFrame(curve, columns=learning_curve.COLUMNS)
+        io.write_csv(staged.path(LEARNING_CURVE), curve_frame)
     shutil.rmtree(CHECKPOINT_DIR, ignore_errors=True)  # outputs are complete: nothing to resume
 
 
 def main() -> None:
+    outputs.recover()  # a killed run's outputs, completed before anything reads them
     base, params, curve_params = config.load("base", "train", "learning_curve")
     schema = Schema.read(SCHEMA)
     preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(params.model))

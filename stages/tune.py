@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
 import pandas as pd
 
@@ -19,12 +20,13 @@ from reprotrain.config.errors import UserError, run_stage
 from reprotrain.config.paths import (
     SCHEMA,
     SPLIT_FILES,
+    STAGE_OUTPUTS,
     TUNE_HISTORY,
     TUNE_METRICS,
     TUNE_TRIALS,
     TUNED_DIR,
 )
-from reprotrain.data import io
+from reprotrain.data import io, outputs
 from reprotrain.data.schema import Schema
 from reprotrain.models import pretrained
 from reprotrain.models.model import input_dtype, save_model
@@ -50,6 +52,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def write_outputs(best: Any, preprocessor: Any, summary: dict, trials: list[dict]) -> None:
+    """models/tuned and the metrics, replaced together (a kill leaves one whole set)."""
+    history = tuning.history_table(trials, summary["direction"])  # never empty: a best trial
+    with outputs.replaced_together("tune", STAGE_OUTPUTS["tune"]) as staged:
+        save_model(best.model, preprocessor, staged.folder(TUNED_DIR))
+        io.write_json(staged.path(TUNE_METRICS), summary)
+        io.write_csv(staged.path(TUNE_TRIALS), pd.DataFrame(trials))
+        io.write_csv(staged.path(TUNE_HISTORY), pd.DataFrame(history))
+
+
 def coordinate(
     search: runner.Search, study, storage, fingerprint: str, preprocessor, lineage
 ) -> None:
@@ -63,13 +75,7 @@ def coordinate(
         trial_runs = stage_logs.TrialRuns(run_id)
         best, summary = runner.coordinate(search, study, storage, fingerprint, run_id, trial_runs)
         stage_logs.close_lost_runs(study)
-        with io.atomic_dir(TUNED_DIR) as tmp:
-            save_model(best.model, preprocessor, tmp)
-        io.write_json(TUNE_METRICS, summary)
-        trials = tuning.trials_table(study)
-        io.write_csv(TUNE_TRIALS, pd.DataFrame(trials))
-        # never empty: the study has a best (complete) trial
-        io.write_csv(TUNE_HISTORY, pd.DataFrame(tuning.history_table(trials, summary["direction"])))
+        write_outputs(best, preprocessor, summary, tuning.trials_table(study))
         stage_logs.log_study(run_id, study, summary, search.base.seed)
         tracking.tag_weights(run_id, TUNED_DIR)
         stage_logs.log_trained_model(run_id, TUNED_DIR, search.schema, lineage)
@@ -98,6 +104,7 @@ def work(search: runner.Search, study, storage, fingerprint: str, wait_s: float)
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    outputs.recover()  # a killed run's outputs, completed before anything reads them
     base, train_params, params = config.load("base", "train", "tune")
     if args.worker and params.storage is None:
         raise UserError(

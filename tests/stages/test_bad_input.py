@@ -26,7 +26,7 @@ from project_copy import REPO_ROOT
 from reprotrain import config
 from reprotrain.config.errors import UserError
 from reprotrain.config.paths import PREPARE_METRICS, PREPARED_DATA, SCHEMA
-from reprotrain.data import datasets, io
+from reprotrain.data import datasets, io, outputs
 from reprotrain.data.features import fit_preprocessor
 from reprotrain.models.model import build_model, save_model
 from stages import prepare, split
@@ -385,7 +385,8 @@ def test_split_refuses_before_writing(previous_outputs) -> None:
 
 @pytest.mark.slow
 def test_sigkill_mid_write_leaves_the_previous_output(workdir) -> None:
-    """SIGKILL `prepare` while its Parquet temp file exists: the old file stays whole."""
+    """SIGKILL `prepare` while its Parquet file is being written (into its staging folder):
+    the old file stays whole, and the next run clears the killed run's staging."""
     root = workdir({"prepare": {"source": "big.csv", "target": "label"}})
     rng = np.random.default_rng(0)
     rows = 400_000
@@ -395,6 +396,7 @@ def test_sigkill_mid_write_leaves_the_previous_output(workdir) -> None:
     old = pd.DataFrame({"x0": [1.0, 2.0], "label": [0, 1]})
     io.write_parquet(PREPARED_DATA, old)
     previous = PREPARED_DATA.read_bytes()
+    staging = root / outputs.STAGING / "prepare" / "new" / PREPARED_DATA.parent
 
     caught = False
     for _ in range(3):  # the write window is wide; retry if the machine was too busy
@@ -402,7 +404,7 @@ def test_sigkill_mid_write_leaves_the_previous_output(workdir) -> None:
         process = subprocess.Popen([sys.executable, "-m", "stages.prepare"], cwd=root, env=env)
         deadline = time.monotonic() + 120
         while process.poll() is None and time.monotonic() < deadline:
-            if any(PREPARED_DATA.parent.glob(".data.parquet.*.tmp")):
+            if any(staging.glob(".data.parquet.*.tmp")):
                 process.send_signal(signal.SIGKILL)
                 caught = True
                 break
@@ -416,7 +418,7 @@ def test_sigkill_mid_write_leaves_the_previous_output(workdir) -> None:
     assert process.returncode == -signal.SIGKILL
     assert PREPARED_DATA.read_bytes() == previous
     pd.testing.assert_frame_equal(pd.read_parquet(PREPARED_DATA), old)
-    assert any(PREPARED_DATA.parent.glob(".data.parquet.*.tmp"))  # the killed writer's temp
+    assert any(staging.glob(".data.parquet.*.tmp"))  # the killed writer's temp
 
     # The next run replaces the file and clears the killed run's temp file.
     (root / "params.yaml").write_text(
@@ -425,4 +427,5 @@ def test_sigkill_mid_write_leaves_the_previous_output(workdir) -> None:
     big.head(50).to_csv(root / "small.csv", index=False)
     prepare.main()
     assert len(pd.read_parquet(PREPARED_DATA)) == 50
+    assert not (root / outputs.STAGING).joinpath("prepare").exists()
     assert not any(PREPARED_DATA.parent.glob(".*.tmp"))

@@ -219,3 +219,14 @@ def test_dvc_yaml_paths_match_paths_py() -> None:
 
 
 # --- end to end ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", sorted(paths.STAGE_OUTPUTS))
+def test_the_outputs_replaced_together_are_the_declared_ones(stage: str) -> None:
+    """data/outputs.py swaps in exactly what dvc.yaml declares (outs, metrics, plots)."""
+    declared = {
+        PurePosixPath(entry)
+        for kind in ("outs", "metrics", "plots")
+        for entry in _entries(_dvc_stages()[stage], kind)
+    }
+    assert {PurePosixPath(path) for path in paths.STAGE_OUTPUTS[stage]} == declared

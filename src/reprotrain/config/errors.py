@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,19 @@ class UserError(Exception):
     """A problem the user can fix (params, data, files); shown as one line."""
 
 
+def restore_hint() -> str:
+    """Under `dvc repro` (DVC sets DVC_STAGE), DVC has removed the stage's outputs before
+    running it: say how to get the last ones back. Empty when run directly."""
+    stage = os.environ.get("DVC_STAGE")
+    if not stage:
+        return ""
+    return (
+        f" (dvc repro removed the previous outputs of {stage!r} before running it: "
+        f"`dvc checkout {stage}` restores them from the cache, `git checkout -- metrics/` "
+        "its metrics)"
+    )
+
+
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's main(); turn a UserError into one line and exit status 2."""
     # In a log file or CI (not a terminal) each line says when it was written.
@@ -32,7 +46,7 @@ def run_stage(main: Callable[[], None]) -> None:
     try:
         main()
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}{restore_hint()}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

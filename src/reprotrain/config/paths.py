@@ -39,21 +39,17 @@ def seed_dir(root: Path, seed: int) -> Path:
     return root / f"seed-{seed}"
 
 
-# Which stage writes each pipeline file: named in the message when one is missing or broken.
-PRODUCERS = {
-    PREPARED_DIR: "prepare",
-    PREPARE_METRICS: "prepare",
-    SPLIT_DIR: "split",
-    SPLIT_METRICS: "split",
-    BASELINE_DIR: "train",
-    MODEL_DIR: "train",
-    TRAIN_METRICS: "train",
-    TRAIN_HISTORY: "train",
-    LEARNING_CURVE: "train",
-    TUNED_DIR: "tune",
-    TUNE_METRICS: "tune",
-    TUNE_TRIALS: "tune",
+# Each stage's outputs (dvc.yaml declares the same), replaced together (data/outputs.py).
+STAGE_OUTPUTS: dict[str, tuple[Path, ...]] = {
+    "prepare": (PREPARED_DIR, PREPARE_METRICS),
+    "split": (*SPLIT_FILES.values(), SPLIT_METRICS),
+    "train": (BASELINE_DIR, MODEL_DIR, LEARNING_CURVE, TRAIN_METRICS, TRAIN_HISTORY),
+    "tune": (TUNED_DIR, TUNE_METRICS, TUNE_TRIALS, TUNE_HISTORY),
+    "evaluate": (PLOTS_DIR, REPORT, EVALUATE_METRICS, SUMMARY_METRICS),
 }
+
+# Which stage writes each pipeline file: named in the message when one is missing or broken.
+PRODUCERS = {output: stage for stage, outs in STAGE_OUTPUTS.items() for output in outs}
 
 
 def producer(path: Path) -> str | None:
