@@ -1,5 +1,5 @@
 """The real `dvc repro` of a small configuration, end to end: outputs, MLflow runs,
-byte-identical reruns, and which stages an edit reruns."""
+byte-identical reruns (metrics, models, `dvc.lock`), and which stages an edit reruns."""
 
 from __future__ import annotations
 
@@ -101,8 +101,12 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     _check_mlflow(repo, commit)
 
     first = _metric_bytes(repo)
+    lock = (repo / "dvc.lock").read_bytes()
     dvc(repo, "repro", "--force")
     assert _metric_bytes(repo) == first
+    # Every output hashed in the lock, the skops and torch model files included, has the
+    # same bytes.
+    assert (repo / "dvc.lock").read_bytes() == lock
     assert dvc(repo, "status").stdout.strip().endswith("up to date.")
 
     # A code edit reruns only the stages whose deps hold the edited package; an edit of
