@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
+import zipfile
+from io import BytesIO
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -268,6 +270,57 @@ def test_trusted_types_are_classes_only(name: str, expected: bool) -> None:
     assert features.trusted(name) is expected
 
 
+def test_preprocessors_fitted_alike_save_to_identical_bytes(tmp_path: Path) -> None:
+    """skops alone names arrays by `id()` and stamps entries with the time of writing; the
+    canonical file depends on the fitted state only, and loads back to the same transform."""
+    frame = mixed_frame()
+    params = repo_params.features(scale="standard")
+    saved = {}
+    for copy in ("first", "again"):
+        preprocessor = features.fit_preprocessor(frame, schema_of(frame), params)
+        preprocessor.save(tmp_path / copy)
+        saved[copy] = (tmp_path / copy / features.FILE).read_bytes()
+    assert saved["first"] == saved["again"]
+
+    with zipfile.ZipFile(tmp_path / "first" / features.FILE) as archive:
+        entries = archive.infolist()
+    names = [entry.filename for entry in entries]
+    assert names[-1] == features.SKOPS_SCHEMA
+    assert [PurePosixPath(name).stem for name in names[:-1]] == [
+        str(rank) for rank in range(1, len(names))
+    ]
+    assert {entry.date_time for entry in entries} == {features.ZIP_DATE}
+    first, again = (features.load_preprocessor(tmp_path / copy) for copy in ("first", "again"))
+    assert np.array_equal(first.transform(frame), preprocessor.transform(frame))
+    assert np.array_equal(again.transform(frame), preprocessor.transform(frame))
+    assert first.kinds == preprocessor.kinds and first.dropped == preprocessor.dropped
+
+
+def test_canonical_skops_keeps_shared_references_and_bytes() -> None:
+    import skops.io as sio
+
+    shared = np.arange(4.0)
+    state = {"a": shared, "b": shared, "raw": b"\x00\x01", "other": np.ones(2)}
+    data = features.canonical_skops(sio.dumps(state))
+    with zipfile.ZipFile(BytesIO(data)) as archive:
+        assert archive.namelist() == ["1.npy", "2.bin", "3.npy", features.SKOPS_SCHEMA]
+    loaded = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+    assert loaded["a"] is loaded["b"]  # one array, as in the state that was dumped
+    assert np.array_equal(loaded["a"], shared) and np.array_equal(loaded["other"], np.ones(2))
+    assert loaded["raw"] == b"\x00\x01"
+
+
+def test_canonical_skops_refuses_a_member_the_schema_does_not_name() -> None:
+    import skops.io as sio
+
+    buffer = BytesIO(sio.dumps({"x": np.zeros(3)}))
+    with zipfile.ZipFile(buffer, "a") as archive:
+        archive.writestr("extra.npy", b"")
+    with pytest.raises(ValueError, match=r"members not named in schema\.json: \['extra\.npy'\]"):
+        features.canonical_skops(buffer.getvalue())
+
+
+@pytest.mark.parametrize("writer", ["skops", "dump_skops"])
 @pytest.mark.parametrize(
     ("payload", "shown"),
     [
@@ -276,14 +329,15 @@ def test_trusted_types_are_classes_only(name: str, expected: bool) -> None:
     ],
 )
 def test_preprocessor_that_would_run_code_is_refused(
-    tmp_path: Path, payload: str, shown: str
+    tmp_path: Path, payload: str, shown: str, writer: str
 ) -> None:
     import skops.io as sio
     from sklearn.preprocessing import FunctionTransformer
 
     function = os.system if payload == "os.system" else eval
     state = {"transformer": FunctionTransformer(func=function), "columns": ["x"]}
-    sio.dump(state, tmp_path / features.FILE)
+    dump = sio.dump if writer == "skops" else features.dump_skops
+    dump(state, tmp_path / features.FILE)
     with pytest.raises(
         UserError,
         match=r"preprocessor\.skops: refusing to load; it holds types outside the "

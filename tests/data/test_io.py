@@ -93,6 +93,27 @@ def test_file_digest_is_sha256(tmp_path: Path) -> None:
     assert io.file_digest(path, chunk=100) == hashlib.sha256(data).hexdigest()
 
 
+def test_tree_digest_covers_every_file_and_its_path(tmp_path: Path) -> None:
+    def tree(name: str, files: dict[str, bytes]) -> Path:
+        root = tmp_path / name
+        for relative, data in files.items():
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / relative).write_bytes(data)
+        return root
+
+    files = {"model.json": b"{}", "sub/weights.pt": b"\x00\x01"}
+    digest = io.tree_digest(tree("a", files))
+    assert digest == io.tree_digest(tree("b", dict(reversed(files.items()))))
+    lines = "".join(
+        f"{name}\t{hashlib.sha256(data).hexdigest()}\n" for name, data in sorted(files.items())
+    )
+    assert digest == hashlib.sha256(lines.encode()).hexdigest()
+    assert digest != io.tree_digest(tree("byte", {**files, "model.json": b"{ }"}))
+    moved = {"model.json": b"{}", "weights.pt": b"\x00\x01"}  # the same bytes, another path
+    assert digest != io.tree_digest(tree("moved", moved))
+    assert digest != io.tree_digest(tree("extra", {**files, "notes.txt": b""}))
+
+
 def test_read_json_if_present(tmp_path: Path) -> None:
     path = tmp_path / "schema.json"
     assert io.read_json_if_present(path, "model schema") is None

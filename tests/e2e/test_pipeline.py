@@ -1,5 +1,6 @@
 """The real `dvc repro` of a small configuration, end to end: outputs, MLflow runs,
-byte-identical reruns, and which stages an edit reruns."""
+byte-identical reruns (metrics, models, `dvc.lock`) that register nothing new, and which
+stages an edit reruns."""
 
 from __future__ import annotations
 
@@ -93,6 +94,31 @@ def _check_dvc_plots(repo: Path) -> None:
     assert not any("esidual" in title or title.startswith("metrics/") for title in drawn)
 
 
+def _registered(repo: Path) -> list[tuple[str, str, str]]:
+    """(name, version, run id) of every version in the copy's Model Registry."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    versions = client.search_model_versions()
+    return sorted((version.name, version.version, version.run_id) for version in versions)
+
+
+def _last_evaluate_tags(repo: Path) -> dict[str, str]:
+    from mlflow.tracking import MlflowClient
+
+    from reprotrain import tracking
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string="tags.stage = 'evaluate'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0].data.tags
+
+
 @pytest.mark.e2e
 def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
@@ -117,8 +143,18 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     _check_dvc_plots(repo)
 
     first = _metric_bytes(repo)
+    lock = (repo / "dvc.lock").read_bytes()
+    registered = _registered(repo)
+    assert len(registered) == 1 and _last_evaluate_tags(repo)["registration"] == "new"
     dvc(repo, "repro", "--force")
     assert _metric_bytes(repo) == first
+    # Every output hashed in the lock, the skops and torch model files included, has the
+    # same bytes; the re-evaluated winner reuses its registered version.
+    assert (repo / "dvc.lock").read_bytes() == lock
+    assert _registered(repo) == registered
+    again = _last_evaluate_tags(repo)
+    assert (again["registration"], again["registered_version"]) == ("reused", "1")
+    assert again["champion"] == "kept" and again["champion_version"] == "1"
     assert dvc(repo, "status").stdout.strip().endswith("up to date.")
 
     # A code edit reruns only the stages whose deps hold the edited package; an edit of

@@ -112,6 +112,13 @@ def test_champion_decision(champion_score, champion_version, moves: bool, reason
     assert reason in why
 
 
+def test_champion_decision_when_the_winner_is_a_registered_version() -> None:
+    moved, why = verdicts.champion_decision("accuracy", CANDIDATE, None, "3", "3")
+    assert (moved, why) == (False, "v3 is the champion already (the same model files)")
+    moved, why = verdicts.champion_decision("accuracy", CANDIDATE, 0.90, "3", "1")
+    assert moved and "beats champion v3 0.9000" in why
+
+
 def test_fit_verdict_carries_the_scores_it_judged() -> None:
     result = verdicts.fit_verdict(0.99, 0.9, 0.1, overfit_gap=0.05, underfit_skill=0.8)
     assert (result["train_score"], result["dev_score"]) == (0.99, 0.9)

@@ -146,6 +146,31 @@ def test_torch_model_is_seeded(workdir, classification_frame) -> None:
     assert np.array_equal(first.predict_proba(features), again.predict_proba(features))
 
 
+@pytest.mark.parametrize(
+    "model_name", ["logistic_regression", "random_forest", "hist_gradient_boosting", "mlp"]
+)
+def test_models_fitted_alike_save_to_identical_files(
+    workdir, classification_frame, model_name: str
+) -> None:
+    """Every file of the directory (skops or torch weights, model.json, preprocessor,
+    schema) has the same bytes, so a rerun of train leaves DVC's hash of it unchanged; both
+    copies load through the allow-list and predict the same."""
+    directory = workdir()
+    frame_data = _prepared(classification_frame, "label", "classification")
+    features = frame_data[2][0]
+    saved = {}
+    for copy in ("first", "again"):
+        model = _fitted(model_name, frame_data)[0]
+        save_model(model, frame_data[1], directory / copy)
+        saved[copy] = {path.name: path.read_bytes() for path in (directory / copy).iterdir()}
+    assert saved["first"] == saved["again"]
+    weights = "weights.pt" if model_name == "mlp" else "model.skops"
+    assert {weights, "model.json", "preprocessor.skops", "schema.json"} <= saved["first"].keys()
+    expected = model.predict_proba(features)
+    for copy in ("first", "again"):
+        assert np.array_equal(load_model(directory / copy).predict_proba(features), expected)
+
+
 class _RunsCode:
     """Unpickling this calls os.system: what a malicious weights file would do."""
 

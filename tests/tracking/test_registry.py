@@ -1,8 +1,9 @@
 """Model registry and lineage against a real MLflow store (SQLite in tmp_path).
 
-The winner is registered with signature and input example; `champion` moves only when the
-new model beats the current one beyond its confidence interval; the champion loads with
-`mlflow.pyfunc.load_model` and predicts on new rows; split files are logged as inputs.
+The winner is registered with signature and input example, once per set of model files;
+`champion` moves only when the new model beats the current one beyond its confidence
+interval; the champion loads with `mlflow.pyfunc.load_model` and predicts on new rows;
+split files are logged as inputs.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from schemas import make_schema
 
 from reprotrain import tracking
 from reprotrain.config.paths import SPLIT_FILES
-from reprotrain.data import datasets
+from reprotrain.data import datasets, io
 from reprotrain.data.features import fit_preprocessor
 from reprotrain.evaluation import summary as evaluation
 from reprotrain.models.model import (
@@ -35,7 +36,8 @@ from reprotrain.tracking import registry
 
 @pytest.fixture
 def workspace(workdir, classification_frame: pd.DataFrame) -> dict:
-    """A schema, a test split on disk and two saved models: the baseline and a real one."""
+    """A schema, a test split on disk and three saved models: the baseline, a real one and
+    the real one with another seed (other files, the same predictions)."""
     root = workdir({})
     frame = classification_frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
     train, test = frame.iloc[:60], frame.iloc[60:]
@@ -46,6 +48,7 @@ def workspace(workdir, classification_frame: pd.DataFrame) -> dict:
     models = {
         "baseline": build_baseline("classification", 3),
         "good": build_model(params, schema, 0),
+        "good_seed_1": build_model(params, schema, 1),
     }
     dirs = {}
     for name, model in models.items():
@@ -91,10 +94,11 @@ def test_champion_moves_only_beyond_the_interval(workspace: dict) -> None:
 
     better = _register(workspace, "good")
     assert better["champion"] == "moved", better["champion_reason"]
-    assert better["registered_version"] == "2"
+    assert (better["registered_version"], better["registration"]) == ("2", "new")
     assert "beats champion v1" in better["champion_reason"]
 
-    same = _register(workspace, "good")
+    same = _register(workspace, "good_seed_1")
+    assert (same["registered_version"], same["registration"]) == ("3", "new")
     assert same["champion"] == "kept"
     assert "does not beat champion v2" in same["champion_reason"]
     assert tracking.champion_version("blobs") == "2"
@@ -104,9 +108,46 @@ def test_champion_moves_only_beyond_the_interval(workspace: dict) -> None:
     assert version.tags["champion_decision"] == same["champion_reason"]
     assert float(version.tags["test_accuracy"]) > 0.9
     assert version.tags["test_digest"] == tracking.split_digest(SPLIT_FILES["test"])
+    assert version.tags[tracking.DIGEST_TAG] == io.tree_digest(workspace["dirs"]["good_seed_1"])
     run = client.get_run(version.run_id)
     assert run.data.tags["champion"] == "kept"
     assert run.data.tags["champion_reason"] == same["champion_reason"]
+
+
+@pytest.mark.slow
+def test_the_same_model_files_reuse_their_version(workspace: dict, mlflow_env: str) -> None:
+    # this test's store by name: MLflow's process-wide tracking URI may still be a former test's
+    client = MlflowClient(tracking_uri=mlflow_env)
+    _register(workspace, "baseline")
+    champion = _register(workspace, "good")
+    assert champion["registered_version"] == "2"
+
+    again = _register(workspace, "good")  # the champion's files: nothing new, nothing moves
+    assert (again["registered_version"], again["registration"]) == ("2", "reused")
+    assert again["champion"] == "kept" and again["champion_version"] == "2"
+    assert again["champion_reason"] == "v2 is the champion already (the same model files)"
+    assert tracking.champion_version("blobs") == "2"
+    # its tag still says why it became champion
+    assert (
+        client.get_model_version("blobs", "2").tags["champion_decision"]
+        == (champion["champion_reason"])
+    )
+
+    old = _register(workspace, "baseline")  # an earlier version: reused, compared, kept
+    assert (old["registered_version"], old["registration"]) == ("1", "reused")
+    assert old["champion"] == "kept"
+    assert "does not beat champion v2" in old["champion_reason"]
+    assert (
+        client.get_model_version("blobs", "1").tags["champion_decision"] == (old["champion_reason"])
+    )
+    versions = client.search_model_versions("name = 'blobs'")
+    assert sorted(int(version.version) for version in versions) == [1, 2]
+    assert tracking.find_version_by_digest("blobs", io.tree_digest(workspace["dirs"]["good"])) == (
+        "2"
+    )
+    assert tracking.find_version_by_digest("other", io.tree_digest(workspace["dirs"]["good"])) is (
+        None
+    )
 
 
 @pytest.mark.slow

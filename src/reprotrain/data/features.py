@@ -21,8 +21,11 @@ check and predict new data.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
-from pathlib import Path
+import zipfile
+from io import BytesIO
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -41,6 +44,10 @@ SCHEMA_FILE = "schema.json"
 TRUSTED_PACKAGES = ("sklearn", "numpy", "builtins")
 # ... or named here (types skops itself reports as untrusted in our own files).
 TRUSTED_TYPES = frozenset({"numpy.dtype"})
+# What every member of a skops file we write carries instead of the time it was written:
+# the earliest date a zip entry can hold.
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+SKOPS_SCHEMA = "schema.json"  # the member of a skops file that describes the object
 DATE_PARTS = ("year", "month", "day", "weekday", "epoch_days")
 MISSING = "__missing__"
 CHUNK_ROWS = 1 << 16  # transform in row chunks: bounded temporary memory
@@ -135,8 +142,6 @@ class Preprocessor:
             )
 
     def save(self, directory: Path) -> None:
-        import skops.io as sio
-
         directory.mkdir(parents=True, exist_ok=True)
         state = {
             "transformer": self.transformer,
@@ -144,8 +149,7 @@ class Preprocessor:
             "kinds": self.kinds,
             "dropped": self.dropped,
         }
-        with io.atomic_path(directory / FILE) as tmp:
-            sio.dump(state, tmp)
+        dump_skops(state, directory / FILE)
         if self.schema is not None:
             preprocessing = {
                 "columns": self.columns,
@@ -399,6 +403,66 @@ def load_skops(path: Path, what: str) -> Any:
         raise
     except Exception as exc:  # noqa: BLE001 - any decode failure means a bad file
         raise UserError(f"{path}: corrupt or unreadable {what} ({type(exc).__name__})") from None
+
+
+def dump_skops(obj: Any, path: Path) -> None:
+    """Write `obj` as a skops file, atomically, in canonical form (see `canonical_skops`):
+    the same object state gives the same bytes, so DVC sees no change on a rerun."""
+    import skops.io as sio
+
+    with io.atomic_path(path) as tmp:
+        tmp.write_bytes(canonical_skops(sio.dumps(obj)))
+
+
+def canonical_skops(data: bytes) -> bytes:
+    """A skops archive rewritten so that its bytes depend only on the object's state.
+
+    skops (0.16) names each array member `<id(array)>.npy` (bytes: a random `<uuid>.bin`),
+    records every node's `id()` as its `__id__` in `schema.json`, and stamps each zip
+    entry with the time of writing: two dumps of equal objects differ. Here the ids are
+    renumbered 1, 2, ... and the members named `1.npy`, `2.npy`, ... in order of first
+    appearance in `schema.json` (equal ids stay equal: skops uses them to restore shared
+    references), and every entry is written uncompressed, as skops does, in that order with
+    a fixed date and mode. skops reads the result as it reads its own files.
+    """
+    with zipfile.ZipFile(BytesIO(data)) as source:
+        schema = json.loads(source.read(SKOPS_SCHEMA))
+        ids: dict[int, int] = {}
+        files: dict[str, str] = {}
+        _renumber(schema, ids, files)
+        unnamed = sorted(set(source.namelist()) - {SKOPS_SCHEMA} - set(files))
+        if unnamed:  # a skops layout this code does not know: better to fail than to churn
+            raise ValueError(f"skops archive: members not named in {SKOPS_SCHEMA}: {unnamed[:3]}")
+        out = BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as target:
+            for old, new in files.items():
+                _write_member(target, new, source.read(old))
+            _write_member(target, SKOPS_SCHEMA, json.dumps(schema, indent=2).encode())
+    return out.getvalue()
+
+
+def _renumber(node: Any, ids: dict[int, int], files: dict[str, str]) -> None:
+    """Replace, in place, each `__id__` and member `file` of a skops schema by its rank."""
+    if isinstance(node, list):
+        for item in node:
+            _renumber(item, ids, files)
+        return
+    if not isinstance(node, dict):
+        return
+    if isinstance(node.get("__id__"), int):  # from 1: skops memoizes no `__id__` of 0
+        node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
+    if "__loader__" in node and isinstance(node.get("file"), str):
+        old = node["file"]
+        node["file"] = files.setdefault(old, f"{len(files) + 1}{PurePosixPath(old).suffix}")
+    for value in node.values():
+        _renumber(value, ids, files)
+
+
+def _write_member(target: zipfile.ZipFile, name: str, payload: bytes) -> None:
+    info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+    info.create_system = 3  # Unix, whatever the platform, like the mode below
+    info.external_attr = 0o644 << 16
+    target.writestr(info, payload)
 
 
 def load_preprocessor(directory: Path) -> Preprocessor:

@@ -176,3 +176,16 @@ def file_digest(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def tree_digest(directory: Path) -> str:
+    """SHA-256 of a directory's files: of one line `<relative path>\t<file SHA-256>` per
+    file, sorted by path. Equal for two directories that hold the same bytes."""
+    directory = Path(directory)
+    files = sorted(
+        (path.relative_to(directory).as_posix(), path)
+        for path in directory.rglob("*")
+        if path.is_file()
+    )
+    lines = "".join(f"{name}\t{file_digest(path)}\n" for name, path in files)
+    return hashlib.sha256(lines.encode()).hexdigest()

@@ -84,14 +84,19 @@ def champion_decision(
     candidate: dict[str, float],
     champion_score: float | None,
     champion_version: str | None,
+    candidate_version: str | None = None,
 ) -> tuple[bool, str]:
     """Move the champion alias only when the candidate wins beyond its confidence interval.
 
     `candidate` is the winner's test score as {value, ci_low, ci_high}; `champion_score`
     is the current champion's score on the same test set (None: there is no champion).
     The candidate must have its lower bound above the champion's score.
+    `candidate_version`: the registered version the winner already is (same files), if any;
+    when that is the champion, there is nothing to decide.
     """
     value = candidate["value"]
+    if champion_version is not None and candidate_version == champion_version:
+        return False, f"v{champion_version} is the champion already (the same model files)"
     if champion_version is None:
         return True, f"no champion yet; test {metric} {value:.4f}"
     if champion_score is None:

@@ -193,10 +193,10 @@ class SklearnModel:
         return _full_proba(proba, self.estimator.classes_, self.n_classes)
 
     def save(self, directory: Path) -> None:
-        import skops.io as sio
+        from reprotrain.data.features import dump_skops
 
         directory.mkdir(parents=True, exist_ok=True)
-        sio.dump(self.estimator, directory / "model.skops")
+        dump_skops(self.estimator, directory / "model.skops")
         config = {
             "family": self.family,
             "name": self.name,

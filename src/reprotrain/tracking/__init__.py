@@ -4,6 +4,7 @@ registry and the pyfunc model. Never a DVC code dependency: nothing here changes
 
 from reprotrain.tracking.runs import (  # the package's public API
     CHAMPION,
+    DIGEST_TAG,
     EXPERIMENT,
     EXPERIMENT_KIND,
     MAX_BATCH,
@@ -21,6 +22,7 @@ from reprotrain.tracking.runs import (  # the package's public API
     dataset_name,
     end_run,
     find_run_by_weights,
+    find_version_by_digest,
     flat_metrics,
     flatten,
     flush,
@@ -103,6 +105,8 @@ __all__ = [
     "CHAMPION",
     "registered_model_name",
     "champion_version",
+    "DIGEST_TAG",
+    "find_version_by_digest",
     "load_registered",
     "predict_registered",
     "register_model",

@@ -527,6 +527,21 @@ def predict_registered(name: str, rows: pd.DataFrame, alias: str = CHAMPION) -> 
         return pd.read_parquet(out_file)
 
 
+# On a registered version: the SHA-256 of the model directory it was registered from
+# (`reprotrain.data.io.tree_digest`), so the same files are registered once (unless two
+# evaluate runs register them at the same moment).
+DIGEST_TAG = "model_digest"
+
+
+def find_version_by_digest(name: str, digest: str) -> str | None:
+    """The earliest version of registered model `name` tagged with this `DIGEST_TAG`."""
+    # Filtered on the tag only (a hex digest needs no quoting); the name, which may hold
+    # any character, is compared here.
+    versions = client_call("search_model_versions", f"tags.{DIGEST_TAG} = '{digest}'")
+    numbers = [int(version.version) for version in versions if version.name == name]
+    return str(min(numbers)) if numbers else None
+
+
 def register_model(model_uri: str, name: str, tags: dict[str, str]) -> str:
     """A new version of `name` from a logged model; returns the version number."""
     logging.getLogger("mlflow.tracking._model_registry").setLevel(logging.WARNING)
