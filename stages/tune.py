@@ -92,6 +92,7 @@ def coordinate(
 
 def work(search: runner.Search, study, storage, fingerprint: str, wait_s: float) -> None:
     """Run trials of a shared study under the coordinator's MLflow run; write nothing."""
+    from reprotrain import tracking
     from reprotrain.tracking import stage_logs
 
     parent_run_id = runner.wait_for_coordinator(search, study, wait_s)
@@ -100,6 +101,7 @@ def work(search: runner.Search, study, storage, fingerprint: str, wait_s: float)
         return
     tuning.check_fingerprint(study, fingerprint, claim=False)
     runner.work(search, study, storage, stage_logs.TrialRuns.joining(parent_run_id))
+    tracking.flush()  # the trials' streamed epochs
 
 
 def main(argv: list[str] | None = None) -> None:

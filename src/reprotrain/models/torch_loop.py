@@ -469,5 +469,12 @@ def fit(
     set_frozen(net, loop.backbone, False)
     net.load_state_dict(state.best_state)
     result = FitResult(state.history, stopper.best_epoch, state.reason, resumed_from)
-    log.info("best epoch %d of %d (%s)", result.best_epoch, len(result.history), result.stop_reason)
+    prefix = f"{loop.label}: " if loop.label else ""
+    log.info(
+        "%sbest epoch %d of %d (%s)",
+        prefix,
+        result.best_epoch,
+        len(result.history),
+        result.stop_reason,
+    )
     return result

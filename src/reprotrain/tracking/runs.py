@@ -241,7 +241,7 @@ def log_history(run_id: str, history: list[dict[str, float]]) -> None:
 
 def log_epoch(run_id: str, row: dict[str, float]) -> None:
     """One epoch's history row as it happens, without waiting for the store (MLflow's
-    async logging); `flush` or `end_run` waits for what is queued."""
+    async logging); `flush` (at the end of `stage_run`) waits for what is queued."""
     now, step = int(time.time() * 1000), int(row["epoch"])
     entries = [Metric(key, float(value), now, step) for key, value in row.items() if key != "epoch"]
     client_call("log_batch", run_id, metrics=entries, synchronous=False)
@@ -299,7 +299,8 @@ def run_status(run_id: str) -> str | None:
 
 
 def end_run(run_id: str, status: str = "FINISHED") -> None:
-    flush()  # its streamed epochs first
+    """Mark the run ended. Its streamed epochs may still be queued: `stage_run` flushes
+    them once when the stage ends (each flush restarts MLflow's logging threads, ~2 s)."""
     client_call("set_terminated", run_id, status=status)
 
 

@@ -70,10 +70,16 @@ class Search:
     def budget(self) -> Budget:
         return Budget(space.trial_budget(self.params), self.params.timeout)
 
-    def fit(self, overrides: dict[str, Any], on_epoch: Any = None) -> Fitted:
+    def fit(self, overrides: dict[str, Any], on_epoch: Any = None, label: str = "") -> Fitted:
         train_params = space.apply(self.train_params, overrides)
         return fit_and_score(
-            train_params, self.schema, self.seed, self.train, self.dev, on_epoch=on_epoch
+            train_params,
+            self.schema,
+            self.seed,
+            self.train,
+            self.dev,
+            on_epoch=on_epoch,
+            label=label,
         )
 
     def logged_params(self) -> dict[str, Any]:
@@ -145,7 +151,7 @@ def make_objective(search: Search, observer: TrialObserver) -> Callable[[optuna.
                 raise optuna.TrialPruned(f"pruned at epoch {int(row['epoch'])}")
 
         try:
-            fitted = search.fit(overrides, on_epoch)
+            fitted = search.fit(overrides, on_epoch, label=name)
             value = fitted.dev_scores[metric]
             if not math.isfinite(value):
                 raise ValueError(f"dev {metric} is {value}")
@@ -191,7 +197,9 @@ def coordinate(
         if storage is not None:  # workers started later must not join a finished run
             study.set_user_attr(PARENT_ATTR, "")
     best_trial = space.best_trial(study)
-    best = search.fit(space.decode_params(best_trial.params, params.space))
+    best = search.fit(
+        space.decode_params(best_trial.params, params.space), label="refit of the best trial"
+    )
     return best, summarize(search, study, best_trial, best)
 
 
