@@ -120,5 +120,8 @@ def test_read_json_if_present(tmp_path: Path) -> None:
     path.write_text('{"classes": [0, 1]}')
     assert io.read_json_if_present(path, "model schema") == {"classes": [0, 1]}
     path.write_bytes(b"\xff{ not json")
-    with pytest.raises(UserError, match=r"^model schema: .*schema\.json is not valid JSON$"):
+    with pytest.raises(UserError, match=r"^model schema: .*schema\.json: not valid JSON \(not "):
+        io.read_json_if_present(path, "model schema")
+    path.write_text('{"classes": [0, 1')
+    with pytest.raises(UserError, match=r"^model schema: .*schema\.json: not valid JSON \(line 1"):
         io.read_json_if_present(path, "model schema")

@@ -115,14 +115,14 @@ def read_json(path: Path) -> Any:
 
 
 def read_json_if_present(path: Path, context: str) -> Any:
-    """The JSON in `path`, or None when there is no such file; a file that is not JSON is a
-    UserError: "<context>: <path> is not valid JSON"."""
+    """The JSON in `path`, or None when there is no such file; a file that is not JSON is
+    `read_json`'s UserError, after "<context>: "."""
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"{context}: {path} is not valid JSON") from None
+        return read_json(path)
+    except UserError as exc:
+        raise UserError(f"{context}: {exc}") from None
 
 
 PARQUET_CHUNK_ROWS = 1 << 17
