@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 import shutil
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -27,6 +28,7 @@ from reprotrain.config.paths import (
     seed_dir,
 )
 from reprotrain.data import io, outputs
+from reprotrain.data.features import Preprocessor
 from reprotrain.data.schema import Schema
 from reprotrain.models import pretrained
 from reprotrain.models.model import Model, build_baseline, input_dtype, save_model
@@ -56,8 +58,21 @@ def fit_baseline(schema: Schema, train: Arrays, dev: Arrays) -> tuple[Model, dic
     return baseline, scores
 
 
+class SeedRuns(Protocol):
+    """One MLflow run per seed (tracking.stage_logs.SeedRuns)."""
+
+    def start(self, seed: int) -> Callable[..., None]:
+        """Open the seed's run; the result is the fit's `on_epoch`."""
+        ...
+
+
 def fit_seeds(
-    params: TrainParams, schema: Schema, train: Arrays, dev: Arrays, seed_runs: Any, progress: str
+    params: TrainParams,
+    schema: Schema,
+    train: Arrays,
+    dev: Arrays,
+    seed_runs: SeedRuns,
+    progress: str,
 ) -> list[Fitted]:
     """The configured model once per seed, each fit's epochs streamed to its MLflow run."""
     n_seeds = len(params.seeds)
@@ -79,7 +94,7 @@ def fit_seeds(
 
 def write_outputs(
     baseline: Model,
-    preprocessor: Any,
+    preprocessor: Preprocessor,
     fitted: list[Fitted],
     summary: dict[str, Any],
     curve: list[dict[str, float]],

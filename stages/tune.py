@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
 
 import pandas as pd
 
@@ -27,10 +26,11 @@ from reprotrain.config.paths import (
     TUNED_DIR,
 )
 from reprotrain.data import io, outputs
+from reprotrain.data.features import Preprocessor
 from reprotrain.data.schema import Schema
 from reprotrain.models import pretrained
 from reprotrain.models.model import input_dtype, save_model
-from reprotrain.training.fitting import configure_torch, load_train_dev
+from reprotrain.training.fitting import Fitted, configure_torch, load_train_dev
 from reprotrain.tuning import runner
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def write_outputs(best: Any, preprocessor: Any, summary: dict, trials: list[dict]) -> None:
+def write_outputs(
+    best: Fitted, preprocessor: Preprocessor, summary: dict, trials: list[dict]
+) -> None:
     """models/tuned and the metrics, replaced together (a kill leaves one whole set)."""
     history = tuning.history_table(trials, summary["direction"])  # never empty: a best trial
     with outputs.replaced_together("tune", STAGE_OUTPUTS["tune"]) as staged:
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
             "postgresql://...), got null"
         )
     train_params, params = runner.search_params(train_params, params)
+    runner.check_wiring(train_params, params)
     schema = Schema.read(SCHEMA)
     preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(train_params.model))
     search = runner.make_search(base, train_params, params, schema, train, dev)

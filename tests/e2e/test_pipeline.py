@@ -170,3 +170,13 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
         ran = set(re.findall(r"Running stage '(\w+)'", dvc(repo, "repro").stdout))
         # evaluate follows train and tune only if their outputs changed (not for a comment)
         assert reruns <= ran <= ({*reruns, "evaluate"} if reruns else set()), (module, ran)
+
+    # A key tune searches (optim.lr) makes train stale, not tune: its trials would come out
+    # the same. dvc.yaml lists tune's train keys one by one, all but the searched ones.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert "optim.lr" in params["tune"]["space"]
+    params["train"]["optim"]["lr"] = params["train"]["optim"]["lr"] * 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = dvc(repo, "status").stdout
+    assert re.findall(r"^(\w+):", status, re.MULTILINE) == ["train"], status
+    assert "params.yaml" in status, status

@@ -273,15 +273,6 @@ def test_a_sqlite_storage_needs_an_existing_folder(
     assert not (tmp_path / "missing").exists()  # nothing created on the fly
 
 
-def test_redact_hides_the_password() -> None:
-    assert (
-        tuning.redact("postgresql://user:secret@host:5432/db")
-        == "postgresql://user:***@host:5432/db"
-    )
-    assert tuning.redact("postgresql://user@host/db") == "postgresql://user@host/db"
-    assert tuning.redact("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
-
-
 def test_unreachable_storage_is_one_line_without_the_password() -> None:
     with pytest.raises(
         UserError,

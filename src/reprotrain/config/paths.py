@@ -2,6 +2,10 @@
 
 from pathlib import Path
 
+# The pipeline's wiring: each stage's command, deps, params and outputs (config/wiring.py reads
+# the params lists).
+DVC_FILE = Path("dvc.yaml")
+
 PREPARED_DIR = Path("data/prepared")
 PREPARED_DATA = PREPARED_DIR / "data.parquet"
 SCHEMA = PREPARED_DIR / "schema.json"

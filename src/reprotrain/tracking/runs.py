@@ -32,6 +32,7 @@ from mlflow.types import Schema as MlflowSchema
 
 from reprotrain import config
 from reprotrain.config.errors import UserError
+from reprotrain.config.secrets import redact
 from reprotrain.data.schema import Schema
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,6 @@ def pipeline_run(experiment_id: str, label: str) -> str:
 
 def params_file() -> dict[str, Any]:
     """Every param of params.yaml (none outside a project), URLs without their passwords."""
-    from reprotrain.tuning.search import redact
 
     def clean(value: Any) -> Any:
         if isinstance(value, dict):

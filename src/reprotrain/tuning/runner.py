@@ -17,8 +17,9 @@ from typing import Any, Protocol
 import numpy as np
 import optuna
 
-from reprotrain.config import BaseParams, TrainParams, TuneParams
+from reprotrain.config import BaseParams, TrainParams, TuneParams, wiring
 from reprotrain.config.errors import UserError
+from reprotrain.config.secrets import redact
 from reprotrain.data.schema import Schema
 from reprotrain.training.fitting import Fitted, fit_and_score
 from reprotrain.tuning import search as space
@@ -84,7 +85,7 @@ class Search:
 
     def logged_params(self) -> dict[str, Any]:
         """The params of the stage run (the storage URL without its password)."""
-        tune = self.params.model_dump() | {"storage": space.redact(self.params.storage or "memory")}
+        tune = self.params.model_dump() | {"storage": redact(self.params.storage or "memory")}
         return {
             "base": self.base.model_dump(),
             "train": self.train_params.model_dump(),
@@ -100,6 +101,13 @@ def search_params(train_params: TrainParams, params: TuneParams) -> tuple[TrainP
     params = space.without_pretrained_layers(params, train_params)
     space.validate_space(params.space, train_params)
     return train_params, params
+
+
+def check_wiring(train_params: TrainParams, params: TuneParams) -> None:
+    """dvc.yaml lists for tune every train key it reads (both as `search_params` returns
+    them): else a change of that key would not rerun tune."""
+    keys = space.train_keys_read(params, train_params)
+    wiring.check_listed("tune", keys, "tune.space and tune.fixed do not set it")
 
 
 def make_search(

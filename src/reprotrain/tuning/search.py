@@ -22,6 +22,7 @@ import optuna
 from reprotrain import config, metrics
 from reprotrain.config import SpaceParam, TrainParams, TuneParams
 from reprotrain.config.errors import UserError
+from reprotrain.config.secrets import redact
 from reprotrain.training import fitting
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,23 @@ class Objective:
 
 def tunable_keys() -> list[str]:
     return [key for key in config.leaf_keys(TrainParams) if key not in NOT_TUNABLE]
+
+
+def train_keys_read(params: TuneParams, train_params: TrainParams) -> list[str]:
+    """The train.* keys a search takes from train's params: all but those `tune.space`
+    searches and `tune.fixed` sets, and but the sections of models no trial builds (both as
+    `runner.search_params` returns them). dvc.yaml lists these for tune, so an experiment
+    changing only a searched key (say optim.lr) reruns train, not tune."""
+    models = {train_params.model}
+    if "model" in params.space:
+        models |= set(params.space["model"].choices or [])
+    set_by_tune = set(params.space) | set(params.fixed)
+    return [
+        f"train.{key}"
+        for key in config.leaf_keys(TrainParams)
+        if key not in set_by_tune
+        and not (key.split(".")[0] in config.MODEL_NAMES and key.split(".")[0] not in models)
+    ]
 
 
 def trial_params(train_params: TrainParams, params: TuneParams) -> TrainParams:
@@ -336,15 +354,6 @@ def storage_url(url: str, root: Path | None = None) -> str:
         return url
     base = root or Path(os.environ.get("DVC_ROOT") or ".")
     return prefix + str((base / url[len(prefix) :]).resolve())
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    head, sep, tail = url.partition("@")
-    if not sep or ":" not in head.split("//", 1)[-1]:
-        return url
-    scheme_user = head.rsplit(":", 1)[0]
-    return f"{scheme_user}:***@{tail}"
 
 
 def open_storage(
