@@ -61,9 +61,10 @@ def resolve(
         )
     if method in ("group", "time"):
         codes, dropped = splitting.drop_later_duplicates(codes, hashes)
-        return codes, found, dropped
-    codes, _ = splitting.resolve_duplicates(codes, hashes)
-    return codes, found, 0
+    else:
+        (codes, _), dropped = splitting.resolve_duplicates(codes, hashes), 0
+    splitting.check_filled_after_duplicates(codes, found)
+    return codes, found, dropped
 
 
 def main() -> None:

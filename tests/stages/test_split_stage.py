@@ -148,8 +148,9 @@ def duplicated_rows() -> pd.DataFrame:
 def test_stage_resolves_duplicates(workdir, params: dict, dropped: bool) -> None:
     workdir({"split": params})
     frame = duplicated_rows()
-    if "time_column" in params:  # copies land at other times than their originals
-        frame["t"] = np.arange(len(frame))
+    if "time_column" in params:  # copies land at other times than their originals, spread
+        # over the splits (in time order, the last 10 rows would make test all copies)
+        frame["t"] = np.random.default_rng(0).permutation(len(frame))
     prepared(frame)
     split.main()
     summary = io.read_json(SPLIT_METRICS)
@@ -177,6 +178,20 @@ def test_fail_on_duplicates_writes_nothing(workdir) -> None:
         split.main()
     assert not any(path.exists() for path in SPLIT_FILES.values())
     assert not SPLIT_METRICS.exists()
+
+
+def test_duplicates_that_would_empty_a_split_are_one_line(workdir) -> None:
+    """Few distinct feature rows: every row has a twin in train, so dev and test would be
+    empty after moving the twins (train then crashed in scikit-learn on an empty dev)."""
+    workdir({"split": {"stratify": False}})
+    prepared(pd.DataFrame({"x": np.arange(120) % 3, "label": np.arange(120) % 2}))
+    with pytest.raises(
+        UserError,
+        match=r"^data/prepared/data\.parquet: 120 of 120 rows have an identical feature row in "
+        r"another split; resolving them leaves dev and test empty; allowed: ",
+    ):
+        split.main()
+    assert not any(path.exists() for path in SPLIT_FILES.values())
 
 
 @pytest.mark.parametrize(

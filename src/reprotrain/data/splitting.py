@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from reprotrain.config.errors import UserError
+from reprotrain.config.paths import PREPARED_DATA
 
 SPLITS = ("train", "dev", "test")
 
@@ -113,6 +114,20 @@ def split_summary(
             for name, frame in parts.items()
         }
     return summary
+
+
+def check_filled_after_duplicates(codes: np.ndarray, found: int) -> None:
+    """Resolving cross-split duplicates left every split at least one row, else one line:
+    with few distinct feature rows, every row may have a twin in train."""
+    counts = np.bincount(codes[codes >= 0], minlength=len(SPLITS))
+    empty = [name for code, name in enumerate(SPLITS) if counts[code] == 0]
+    if empty:
+        raise UserError(
+            f"{PREPARED_DATA}: {found} of {len(codes)} rows have an identical feature row in "
+            f"another split; resolving them leaves {' and '.join(empty)} empty; allowed: "
+            "feature rows distinct enough that every split keeps rows; drop the repeated "
+            "rows, add the features that tell them apart, or set split.group_column"
+        )
 
 
 def _check_not_empty(codes: np.ndarray, fractions: dict[str, float], unit: str) -> None:
