@@ -67,9 +67,12 @@ def test_a_failed_stage_marks_its_execution_failed(
     workdir()
     monkeypatch.setenv("DVC_EXP_NAME", "exp-fails")
     with pytest.raises(RuntimeError), tracking.stage_run("train", {}) as run:
+        tracking.runs.log_epoch(run.info.run_id, {"epoch": 1, "dev_loss": 0.5})
         raise RuntimeError("boom")
     client = MlflowClient()
     assert client.get_run(run.info.run_id).info.status == "FAILED"
+    # the epochs logged before the failure are in the store: the curve shows how it went
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "dev_loss")] == [0.5]
     assert client.get_run(run.data.tags[tracking.PARENT_TAG]).info.status == "FAILED"
 
 

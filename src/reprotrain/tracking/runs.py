@@ -193,8 +193,10 @@ def stage_run(stage: str, params: dict[str, Any]) -> Iterator[mlflow.ActiveRun]:
             experiment_id=experiment_id, run_name=f"{stage} · {label}", tags=tags
         ) as run:
             log_params(run.info.run_id, params)
-            yield run
-            flush()
+            try:
+                yield run
+            finally:  # a failed stage's epochs, logged asynchronously, still reach the store
+                flush()
         status = "FINISHED"
     finally:
         end_run(parent, status)
