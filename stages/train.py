@@ -30,7 +30,7 @@ from reprotrain.config.paths import (
 from reprotrain.data import io, outputs
 from reprotrain.data.features import Preprocessor
 from reprotrain.data.schema import Schema
-from reprotrain.models import pretrained
+from reprotrain.models import distributed, pretrained
 from reprotrain.models.model import Model, build_baseline, input_dtype, save_model
 from reprotrain.training import learning_curve
 from reprotrain.training.fitting import (
@@ -71,7 +71,7 @@ def fit_seeds(
     schema: Schema,
     train: Arrays,
     dev: Arrays,
-    seed_runs: SeedRuns,
+    seed_runs: SeedRuns | None,
     progress: str,
 ) -> list[Fitted]:
     """The configured model once per seed, each fit's epochs streamed to its MLflow run."""
@@ -83,7 +83,7 @@ def fit_seeds(
             seed,
             train,
             dev,
-            on_epoch=seed_runs.start(seed),
+            on_epoch=seed_runs.start(seed) if seed_runs is not None else None,
             checkpoint=checkpoint_path(params, seed),
             progress=progress,
             label=f"seed {seed} ({number} of {n_seeds})",
@@ -112,12 +112,26 @@ def write_outputs(
     shutil.rmtree(CHECKPOINT_DIR, ignore_errors=True)  # outputs are complete: nothing to resume
 
 
+def follow_rank_zero(
+    params: TrainParams, fractions: list[float], schema: Schema, train: Arrays, dev: Arrays
+) -> None:
+    """A rank > 0 under torchrun: the same torch fits as rank 0, in step with it; rank 0
+    alone writes files and MLflow runs."""
+    fitted = fit_seeds(params, schema, train, dev, None, "off")
+    learning_curve.for_train(params, fractions, schema, dev, train, fitted[0], "off")
+    distributed.stop()
+
+
 def main() -> None:
-    outputs.recover()  # a killed run's outputs, completed before anything reads them
     base, params, curve_params = config.load("base", "train", "learning_curve")
+    distributed.launch(params.processes, "stages.train", base.threads)  # > 1: under torchrun
+    if distributed.is_main():
+        outputs.recover()  # a killed run's outputs, completed before anything reads them
     schema = Schema.read(SCHEMA)
     preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(params.model))
     configure_torch(base, params.model)
+    if not distributed.is_main():
+        return follow_rank_zero(params, curve_params.fractions, schema, train, dev)
     lineage = pretrained.lineage(params.init_from)  # checked before any training
     progress = resolve_progress(params.progress)
 
@@ -139,6 +153,7 @@ def main() -> None:
         tracking.log_artifact(run.info.run_id, LEARNING_CURVE)
         model_dir = seed_dir(MODEL_DIR, fitted[0].seed)
         stage_logs.log_trained_model(run.info.run_id, model_dir, schema, lineage)
+    distributed.stop()
     primary = metrics.PRIMARY[schema.task]
     log.info(
         "dev %s: model %.4f ± %.4f, baseline %.4f",

@@ -139,6 +139,13 @@ INVALID_SECTIONS = [
     ),
     pytest.param(
         "train",
+        {"model": "svm", "processes": 2},
+        r"^params\.yaml: train: processes > 1 \(DistributedDataParallel\) needs a torch model "
+        r"\(mlp, cnn\), got processes 2 with model 'svm'; set train\.processes: 1$",
+        id="processes-need-torch",
+    ),
+    pytest.param(
+        "train",
         "mlp",
         r"params\.yaml: train: Input should be a valid dictionary",
         id="section-not-a-mapping",

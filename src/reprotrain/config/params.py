@@ -241,6 +241,9 @@ class TrainParams(Section):
     model: str
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
     device: Literal["auto", "cpu", "cuda", "mps"]
+    # > 1: the torch model trains on that many processes of this machine under torchrun
+    # (DistributedDataParallel), the global batch staying optim.batch_size
+    processes: Annotated[int, Field(ge=1, le=1024)]
     mixed_precision: bool  # bfloat16 autocast, on CUDA only
     compile: bool  # torch.compile the network for training (torch models)
     progress: Literal["auto", "bar", "log", "off"]  # auto: bar on a terminal
@@ -276,6 +279,16 @@ class TrainParams(Section):
         if model not in MODEL_NAMES:
             raise ValueError(f"must be one of {', '.join(MODEL_NAMES)}, got {model!r}")
         return model
+
+    @model_validator(mode="after")
+    def _processes_need_torch(self) -> TrainParams:
+        if self.processes > 1 and self.model not in TORCH_MODELS:
+            raise ValueError(
+                f"processes > 1 (DistributedDataParallel) needs a torch model "
+                f"({', '.join(TORCH_MODELS)}), got processes {self.processes} with model "
+                f"{self.model!r}; set train.processes: 1"
+            )
+        return self
 
     @model_validator(mode="after")
     def _init_from_needs_torch(self) -> TrainParams:

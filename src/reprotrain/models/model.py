@@ -22,6 +22,7 @@ from reprotrain.config.errors import UserError
 from reprotrain.config.params import TORCH_MODELS
 from reprotrain.data import io
 from reprotrain.data.schema import Schema
+from reprotrain.models import distributed
 
 if TYPE_CHECKING:
     from reprotrain.config import InitFromParams, TrainParams
@@ -397,6 +398,7 @@ class TorchModel:
             else None
         )
         device = resolve_device(params.device)
+        distributed.start(device)  # under torchrun: join the process group (once)
         self.net.to(device)
         loop = training.LoopConfig(
             optim=params.optim,
@@ -570,7 +572,7 @@ def resolve_device(requested: str) -> Any:
 
     if requested == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return distributed.cuda_device()
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -584,4 +586,4 @@ def resolve_device(requested: str) -> Any:
             "params.yaml: train.device: 'mps' requested but MPS is not available; "
             "allowed here: auto, cpu"
         )
-    return torch.device(requested)
+    return distributed.cuda_device() if requested == "cuda" else torch.device(requested)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from reprotrain.config import EarlyStoppingParams, OptimParams, ScheduleParams
+from reprotrain.models import distributed
 
 log = logging.getLogger(__name__)
 
@@ -231,18 +232,21 @@ def train_epoch(
         module.eval()  # a frozen batch norm keeps its running statistics
     optimizer.zero_grad(set_to_none=True)
     order, indices = batches(len(features), optim.batch_size, generator)
+    augment_generator = generator
+    if distributed.active():
+        order, indices, augment_generator = _rank_share(indices, generator, loop)
     # The targets are small: gathered once per epoch in batch order, sliced per batch.
     targets_seen = targets.index_select(0, order)
     # The epoch's outputs fill one tensor: a small tensor kept per batch would fragment the
     # heap the (larger, short-lived) batches are taken from, and grow the process by more
     # than the outputs themselves.
     losses, outputs_seen, start = [], None, 0
-    batch_targets = targets_seen.split(optim.batch_size)
+    batch_targets = targets_seen.split([len(index) for index in indices])
     for index, batch_y in zip(indices, batch_targets, strict=True):
         # index_select copies whole rows; advanced indexing (features[index]) is 3-5x slower
         batch_x = features.index_select(0, index)
         if loop.augment is not None:
-            batch_x = loop.augment(batch_x, generator)
+            batch_x = loop.augment(batch_x, augment_generator)
         optimizer.zero_grad(set_to_none=True)
         loss, outputs = autograd_step(net, loss_fn, batch_x, batch_y, optim.l1, autocast)
         if optim.grad_clip:
@@ -250,14 +254,31 @@ def train_epoch(
         optimizer.step()
         losses.append(loss)
         if outputs_seen is None:
-            outputs_seen = outputs.new_empty((len(features), *outputs.shape[1:]))
+            outputs_seen = outputs.new_empty((len(order), *outputs.shape[1:]))
         outputs_seen[start : start + len(index)] = outputs
         start += len(index)
     # Batch losses are means: weight each by its batch size (the last batch may be short).
     sizes = torch.tensor([len(index) for index in indices], device=features.device)
-    mean_loss = float((torch.stack(losses) * sizes).sum()) / len(features)
+    loss_sum, rows = distributed.total(float((torch.stack(losses) * sizes).sum()), len(order))
+    mean_loss = loss_sum / rows
     assert outputs_seen is not None  # an epoch has at least one batch
     return mean_loss, outputs_seen, targets_seen
+
+
+def _rank_share(
+    indices: tuple[torch.Tensor, ...], generator: torch.Generator, loop: LoopConfig
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Generator]:
+    """Under torchrun: this rank's rows of every global batch, and its own augmentation
+    generator. The shared generator draws the same numbers on every rank (one permutation
+    and one seed an epoch), so the ranks stay in step and a resumed run repeats itself; a
+    last batch smaller than the number of ranks is left out (each rank needs a row)."""
+    world = distributed.world_size()
+    mine = tuple(distributed.shard(index) for index in indices if len(index) >= world)
+    augment_generator = generator
+    if loop.augment is not None:
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        augment_generator = torch.Generator().manual_seed(seed + distributed.rank())
+    return torch.cat(mine), mine, augment_generator
 
 
 @torch.no_grad()
@@ -386,6 +407,23 @@ def _freeze_for(
     return set_frozen(net, loop.backbone, frozen)
 
 
+def _forward(net: nn.Module, loop: LoopConfig) -> nn.Module:
+    """What trains and scores: net, under torchrun in DDP, compiled if asked. Both share
+    net's parameters: the optimizer, state dicts and checkpoints keep using net itself."""
+    forward = distributed.wrap(net)
+    return cast(nn.Module, torch.compile(forward)) if loop.compile else forward
+
+
+def _train_score(score_fn: ScoreFn, outputs: torch.Tensor, targets: torch.Tensor) -> float:
+    """The epoch's running train score; under torchrun the ranks' scores weighted by their
+    rows (exact for accuracy, close for R^2)."""
+    score = score_fn(outputs, targets)
+    if not distributed.active():
+        return score
+    weighted, rows = distributed.total(score * len(targets), len(targets))
+    return weighted / rows
+
+
 def fit(
     net: nn.Module,
     loss_fn: nn.Module,
@@ -424,14 +462,14 @@ def fit(
         log.info("resuming from checkpoint %s at epoch %d", loop.checkpoint, state.epoch)
     resumed_from = state.epoch
 
-    # A compiled module shares net's parameters: the optimizer, state dicts and checkpoints
-    # keep using net itself.
-    forward = cast(nn.Module, torch.compile(net)) if loop.compile else net
     progress = Progress(loop.progress, optim.epochs, state.epoch, loop.label)
+    forward, built_for = net, None
     for epoch in range(state.epoch + 1, optim.epochs + 1):
         if state.done:
             break
         frozen = _freeze_for(epoch, net, loop, state, stopper)
+        if built_for != state.frozen:  # DDP registers the parameters that train
+            forward, built_for = _forward(net, loop), state.frozen
         train_loss, outputs, targets = train_epoch(
             forward, loss_fn, optimizer, train, loop, generator, frozen
         )
@@ -439,7 +477,7 @@ def fit(
         row = {
             "epoch": epoch,
             "train_loss": train_loss * loop.loss_scale,
-            "train_score": score_fn(outputs, targets),
+            "train_score": _train_score(score_fn, outputs, targets),
             "dev_loss": dev_loss * loop.loss_scale,
             "dev_score": dev_score,
         }
@@ -451,6 +489,7 @@ def fit(
         unfreezes = loop.backbone is not None and loop.backbone.unfreezes(optim.epochs)
         if should_stop and state.frozen and unfreezes:
             should_stop = False  # the unfrozen epochs still to come get their own patience
+        should_stop = distributed.any_rank(should_stop)  # the ranks stop together
         if improved:
             state.best_state = copy.deepcopy(net.state_dict())
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -460,7 +499,7 @@ def fit(
         progress.update(row, optimizer.param_groups[0]["lr"])
         if should_stop:
             state.done, state.reason = True, f"early stop at epoch {epoch}: {reason}"
-        if loop.checkpoint is not None:
+        if loop.checkpoint is not None and distributed.is_main():
             _save_checkpoint(
                 loop.checkpoint, loop, state, net, optimizer, scheduler, stopper, generator
             )

@@ -28,8 +28,11 @@ from reprotrain.training import fitting
 log = logging.getLogger(__name__)
 
 SCALARS = (str, int, float, bool, type(None))
+# train keys tune never reads: its trials train in its own process
+NOT_READ_BY_TUNE = ("processes",)
 # Run settings, not hyperparameters: tuning them would not change what the model learns.
 NOT_TUNABLE = (
+    *NOT_READ_BY_TUNE,
     "seeds",
     "device",
     "progress",
@@ -74,7 +77,7 @@ def train_keys_read(params: TuneParams, train_params: TrainParams) -> list[str]:
     models = {train_params.model}
     if "model" in params.space:
         models |= set(params.space["model"].choices or [])
-    set_by_tune = set(params.space) | set(params.fixed)
+    set_by_tune = set(params.space) | set(params.fixed) | set(NOT_READ_BY_TUNE)
     return [
         f"train.{key}"
         for key in config.leaf_keys(TrainParams)
