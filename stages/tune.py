@@ -15,6 +15,7 @@ import logging
 import pandas as pd
 
 from reprotrain import config, tuning
+from reprotrain.config import TuneParams
 from reprotrain.config.errors import UserError, run_stage
 from reprotrain.config.paths import (
     SCHEMA,
@@ -28,10 +29,10 @@ from reprotrain.config.paths import (
 from reprotrain.data import io, outputs
 from reprotrain.data.features import Preprocessor
 from reprotrain.data.schema import Schema
-from reprotrain.models import pretrained
-from reprotrain.models.model import input_dtype, save_model
+from reprotrain.models import distributed, pretrained
+from reprotrain.models.model import input_dtype, resolve_device, save_model
 from reprotrain.training.fitting import Fitted, configure_torch, load_train_dev
-from reprotrain.tuning import runner
+from reprotrain.tuning import group, runner
 
 log = logging.getLogger(__name__)
 
@@ -106,21 +107,36 @@ def work(search: runner.Search, study, storage, fingerprint: str, wait_s: float)
     tracking.flush()  # the trials' streamed epochs
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    outputs.recover()  # a killed run's outputs, completed before anything reads them
-    base, train_params, params = config.load("base", "train", "tune")
+def check_worker(args: argparse.Namespace, params: TuneParams) -> None:
     if args.worker and params.storage is None:
         raise UserError(
             "params.yaml: tune.storage: --worker needs a shared storage (sqlite:///... or "
             "postgresql://...), got null"
         )
+    if args.worker and distributed.under_torchrun():
+        raise UserError(
+            "--worker: a worker runs trials in its own process; under torchrun start the "
+            "coordinator (`torchrun ... -m stages.tune`, or tune.processes), which trains "
+            "each trial on the process group"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    base, train_params, params = config.load("base", "train", "tune")
+    check_worker(args, params)
+    distributed.launch(params.processes, "stages.tune", base.threads)  # > 1: under torchrun
+    if distributed.is_main():
+        outputs.recover()  # a killed run's outputs, completed before anything reads them
     train_params, params = runner.search_params(train_params, params)
     runner.check_wiring(train_params, params)
     schema = Schema.read(SCHEMA)
     preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(train_params.model))
     search = runner.make_search(base, train_params, params, schema, train, dev)
     configure_torch(base)  # always: the search may pick a torch model whatever train.model is
+    group.join(resolve_device(train_params.device))  # under torchrun: the process group
+    if not distributed.is_main():
+        return group.follow(search.fit)  # train what rank 0 announces, write nothing
     lineage = pretrained.lineage(train_params.init_from)  # a refused checkpoint: once, here
     storage = tuning.open_storage(params.storage)
     study, fingerprint = runner.open_search_study(search, storage)
@@ -128,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         work(search, study, storage, fingerprint, args.wait)
     else:
         coordinate(search, study, storage, fingerprint, preprocessor, lineage)
+    distributed.stop()
 
 
 if __name__ == "__main__":

@@ -365,6 +365,8 @@ class TuneParams(Section):
     prune_warmup_epochs: Annotated[int, Field(ge=1)]
     prune_startup_trials: Annotated[int, Field(ge=0)]
     n_jobs: Annotated[int, Field(ge=1, le=64)]
+    # > 1: each trial (and the refit) trains on that many processes under torchrun (DDP)
+    processes: Annotated[int, Field(ge=1, le=1024)]
     storage: str | None  # null: in memory; sqlite:///file.db or postgresql://...
     study_name: Annotated[str, Field(min_length=1, max_length=200)]
     fixed: dict[str, Any]  # train.* values every trial uses (searched: none)
@@ -376,6 +378,15 @@ class TuneParams(Section):
             raise ValueError(
                 f"method {self.method} needs n_trials or timeout (grid alone may run the "
                 "whole grid), got neither"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_trial_per_group(self) -> TuneParams:
+        if self.processes > 1 and self.n_jobs > 1:
+            raise ValueError(
+                f"processes {self.processes} trains each trial on a process group, one trial "
+                f"at a time; allowed with it: n_jobs 1, got n_jobs {self.n_jobs}"
             )
         return self
 

@@ -22,6 +22,7 @@ from reprotrain.config.errors import UserError
 from reprotrain.config.secrets import redact
 from reprotrain.data.schema import Schema
 from reprotrain.training.fitting import Fitted, fit_and_score
+from reprotrain.tuning import group
 from reprotrain.tuning import search as space
 from reprotrain.tuning.trials import Budget, StudyLock, next_action, run_trials
 
@@ -146,6 +147,7 @@ def make_objective(search: Search, observer: TrialObserver) -> Callable[[optuna.
         name = f"trial {trial.number}{count}"  # numbered as in tune_trials.csv and MLflow
         overrides = space.suggest(trial, search.params.space)
         log.info("%s: %s", name, overrides)
+        group.announce(group.TRIAL, overrides, name)  # under torchrun: the group trains it
         observer.started(trial, overrides)
         history: list[dict[str, float]] = []
         reported: list[float] = []
@@ -155,7 +157,7 @@ def make_objective(search: Search, observer: TrialObserver) -> Callable[[optuna.
             observer.epoch(trial, row)
             reported.append(space.epoch_value(row, search.objective, task))
             trial.report(reported[-1], int(row["epoch"]))
-            if trial.should_prune():
+            if group.share_pruning(trial.should_prune()):
                 raise optuna.TrialPruned(f"pruned at epoch {int(row['epoch'])}")
 
         try:
@@ -205,9 +207,13 @@ def coordinate(
         if storage is not None:  # workers started later must not join a finished run
             study.set_user_attr(PARENT_ATTR, "")
     best_trial = space.best_trial(study)
-    best = search.fit(
-        space.decode_params(best_trial.params, params.space), label="refit of the best trial"
+    overrides, label = (
+        space.decode_params(best_trial.params, params.space),
+        "refit of the best trial",
     )
+    group.announce(group.REFIT, overrides, label)
+    best = search.fit(overrides, label=label)
+    group.announce(group.DONE)
     return best, summarize(search, study, best_trial, best)
 
 
