@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     base, train_params, params = config.load("base", "train", "tune")
     if args.worker and params.storage is None:
         raise UserError(
-            "params.yaml: tune.storage: --worker needs a shared storage (sqlite:///... or "
-            "postgresql://...), got null"
+            "params.yaml: tune.storage: --worker needs a shared storage (sqlite:///..., "
+            "journal:///... or postgresql://...), got null"
         )
     train_params, params = runner.search_params(train_params, params)
     schema = Schema.read(SCHEMA)
