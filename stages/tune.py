@@ -110,8 +110,8 @@ def work(search: runner.Search, study, storage, fingerprint: str, wait_s: float)
 def check_worker(args: argparse.Namespace, params: TuneParams) -> None:
     if args.worker and params.storage is None:
         raise UserError(
-            "params.yaml: tune.storage: --worker needs a shared storage (sqlite:///... or "
-            "postgresql://...), got null"
+            "params.yaml: tune.storage: --worker needs a shared storage (sqlite:///..., "
+            "journal:///... or postgresql://...), got null"
         )
     if args.worker and distributed.under_torchrun():
         raise UserError(

@@ -218,8 +218,9 @@ def test_log_loss_is_minimized(tune_dir) -> None:
 
 
 @pytest.mark.slow
-def test_rerun_with_persistent_storage_continues_the_study(tune_dir) -> None:
-    root = tune_dir({"method": "tpe", "n_trials": 2, "storage": "sqlite:///tune.db"})
+@pytest.mark.parametrize("storage", ["sqlite:///tune.db", "journal:///tune.journal"])
+def test_rerun_with_persistent_storage_continues_the_study(tune_dir, storage: str) -> None:
+    root = tune_dir({"method": "tpe", "n_trials": 2, "storage": storage})
     tune.main([])
     first = trials_csv(root)
     set_params(root, n_trials=4)

@@ -252,6 +252,8 @@ def test_relative_sqlite_storage_resolves_against_dvc_root(
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     assert tuning.storage_url("sqlite:///tune.db") == f"sqlite:///{tmp_path / 'tune.db'}"
     assert tuning.storage_url("sqlite:////abs/tune.db") == "sqlite:////abs/tune.db"
+    assert tuning.storage_url("journal:///t.journal") == f"journal:///{tmp_path / 't.journal'}"
+    assert tuning.storage_url("journal:////abs/t.journal") == "journal:////abs/t.journal"
     assert tuning.storage_url("postgresql://u@h/db") == "postgresql+psycopg2://u@h/db"
     assert tuning.storage_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
 
@@ -264,12 +266,15 @@ def test_relative_sqlite_storage_resolves_against_dvc_root(
     ],
     ids=["no-folder", "parent-is-a-file"],
 )
-def test_a_sqlite_storage_needs_an_existing_folder(
-    tmp_path: Path, where: str, problem: str
+@pytest.mark.parametrize("scheme", ["sqlite", "journal"])
+def test_a_file_storage_needs_an_existing_folder(
+    tmp_path: Path, where: str, problem: str, scheme: str
 ) -> None:
     (tmp_path / "a-file").write_text("")
-    with pytest.raises(UserError, match=rf"^params\.yaml: tune\.storage: sqlite:///.*: {problem}"):
-        tuning.open_storage(f"sqlite:///{tmp_path / where}")
+    with pytest.raises(
+        UserError, match=rf"^params\.yaml: tune\.storage: {scheme}:///.*: {problem}; allowed: "
+    ):
+        tuning.open_storage(f"{scheme}:///{tmp_path / where}")
     assert not (tmp_path / "missing").exists()  # nothing created on the fly
 
 

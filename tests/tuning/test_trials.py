@@ -109,8 +109,14 @@ def test_timeout_stops_claiming(tmp_path: Path) -> None:
     assert len(study.trials) == 1  # claimed before the time was up, then finished
 
 
+FILE_STORAGES = pytest.mark.parametrize(
+    "filename", ["t.db", "t.journal"], ids=["sqlite", "journal"]
+)
+
+
 def sqlite_study(path: Path, sampler=None, **storage_kwargs) -> tuple[optuna.Study, object, str]:
-    url = f"sqlite:///{path}"
+    """A study in a file storage: SQLite (t.db) or a journal file (t.journal)."""
+    url = f"{'journal' if path.suffix == '.journal' else 'sqlite'}:///{path}"
     storage = tuning.open_storage(url, **storage_kwargs)
     study = optuna.create_study(
         study_name="s", storage=storage, sampler=sampler, load_if_exists=True
@@ -118,11 +124,13 @@ def sqlite_study(path: Path, sampler=None, **storage_kwargs) -> tuple[optuna.Stu
     return study, storage, url
 
 
-def test_rerun_continues_the_study_to_its_total(tmp_path: Path) -> None:
-    study, storage, url = sqlite_study(tmp_path / "t.db", optuna.samplers.RandomSampler(seed=0))
+@FILE_STORAGES
+def test_rerun_continues_the_study_to_its_total(tmp_path: Path, filename: str) -> None:
+    path = tmp_path / filename
+    study, storage, url = sqlite_study(path, optuna.samplers.RandomSampler(seed=0))
     run_trials(study, quadratic, Budget(3, None), StudyLock(url, "s"), storage)
     first = [t.params for t in study.trials]
-    again, storage, url = sqlite_study(tmp_path / "t.db", optuna.samplers.RandomSampler(seed=1))
+    again, storage, url = sqlite_study(path, optuna.samplers.RandomSampler(seed=1))
     run_trials(again, quadratic, Budget(5, None), StudyLock(url, "s"), storage)
     assert len(again.trials) == 5
     assert [t.params for t in again.trials[:3]] == first
@@ -130,8 +138,9 @@ def test_rerun_continues_the_study_to_its_total(tmp_path: Path) -> None:
     assert len(again.trials) == 5  # already done: nothing more
 
 
-def test_an_interrupted_trial_is_queued_again(tmp_path: Path) -> None:
-    study, storage, url = sqlite_study(tmp_path / "t.db")
+@FILE_STORAGES
+def test_an_interrupted_trial_is_queued_again(tmp_path: Path, filename: str) -> None:
+    study, storage, url = sqlite_study(tmp_path / filename)
 
     def interrupted(trial: optuna.Trial) -> float:
         trial.suggest_float("x", -1, 1)
@@ -148,8 +157,9 @@ def test_an_interrupted_trial_is_queued_again(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_trial_of_a_dead_worker_is_failed_and_retried(tmp_path: Path) -> None:
-    study, storage, url = sqlite_study(tmp_path / "t.db", heartbeat_s=1, grace_s=1)
+@FILE_STORAGES
+def test_a_trial_of_a_dead_worker_is_failed_and_retried(tmp_path: Path, filename: str) -> None:
+    study, storage, url = sqlite_study(tmp_path / filename, heartbeat_s=1, grace_s=1)
     orphan = study.ask()  # claimed by a worker that dies before telling
     orphan.suggest_float("x", -1, 1)
     storage.record_heartbeat(trials.trial_id(storage, study, orphan))
@@ -188,9 +198,13 @@ WORKER = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_processes_sharing_a_sqlite_grid_run_each_point_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'grid.db'}"
-    tuning.open_storage(url)  # create the schema once, before the workers race
+@pytest.mark.parametrize(
+    "url", ["sqlite:///grid.db", "journal:///grid.journal"], ids=["sqlite", "journal"]
+)
+def test_processes_sharing_a_file_study_run_each_point_once(tmp_path: Path, url: str) -> None:
+    """Two worker processes, one study file: 8 grid points, each run once, 8 trials in all."""
+    url = tuning.storage_url(url, root=tmp_path)
+    storage = tuning.open_storage(url)  # create the schema once, before the workers race
     workers = [
         subprocess.Popen(
             [sys.executable, "-c", WORKER, url], cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True
@@ -200,7 +214,7 @@ def test_processes_sharing_a_sqlite_grid_run_each_point_once(tmp_path: Path) -> 
     for worker in workers:
         _, stderr = worker.communicate(timeout=240)
         assert worker.returncode == 0, stderr[-2000:]
-    study = optuna.load_study(study_name="grid", storage=url)
+    study = optuna.load_study(study_name="grid", storage=storage)
     points = [(t.params["x"], t.params["y"]) for t in study.trials]
     assert len(points) == 8 and len(set(points)) == 8
     assert {t.state for t in study.trials} == {TrialState.COMPLETE}

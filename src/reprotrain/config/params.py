@@ -350,7 +350,13 @@ class SpaceParam(Section):
 # Dev metrics a study can optimize (per task: see reprotrain/tuning/search.py METRIC_DIRECTIONS).
 TuneMetric = Literal["auto", "accuracy", "macro_f1", "log_loss", "r2", "rmse", "mse", "mae"]
 TUNE_METRICS = get_args(TuneMetric)
-STORAGE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg2://", "postgresql+psycopg://")
+STORAGE_SCHEMES = (
+    "sqlite:///",
+    "journal:///",
+    "postgresql://",
+    "postgresql+psycopg2://",
+    "postgresql+psycopg://",
+)
 
 
 class TuneParams(Section):
@@ -367,7 +373,7 @@ class TuneParams(Section):
     n_jobs: Annotated[int, Field(ge=1, le=64)]
     # > 1: each trial (and the refit) trains on that many processes under torchrun (DDP)
     processes: Annotated[int, Field(ge=1, le=1024)]
-    storage: str | None  # null: in memory; sqlite:///file.db or postgresql://...
+    storage: str | None  # null: in memory; sqlite:///f.db, journal:///f.journal, postgresql://
     study_name: Annotated[str, Field(min_length=1, max_length=200)]
     fixed: dict[str, Any]  # train.* values every trial uses (searched: none)
     space: dict[str, SpaceParam]

@@ -24,6 +24,7 @@ from reprotrain.config import SpaceParam, TrainParams, TuneParams
 from reprotrain.config.errors import UserError
 from reprotrain.config.secrets import redact
 from reprotrain.training import fitting
+from reprotrain.tuning.journal import HeartbeatJournalStorage
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ HEARTBEAT_S = 10  # a running trial's heartbeat period on a database storage
 GRACE_S = 60  # silence after which a trial's worker is presumed dead and the trial retried
 MAX_RETRY = 3  # times one lost trial is retried
 STORAGE_ATTEMPTS = 5  # tries to open a database storage while other workers create it
+SQLITE, JOURNAL = "sqlite:///", "journal:///"  # file storages: the path follows
 
 
 @dataclass(frozen=True)
@@ -343,35 +345,41 @@ def max_epochs(params: TuneParams, train_params: TrainParams) -> int:
 
 
 def storage_url(url: str, root: Path | None = None) -> str:
-    """The storage URL as SQLAlchemy should get it.
+    """The storage URL as SQLAlchemy (or the journal file storage) should get it.
 
-    A relative SQLite path is resolved against the workspace (DVC_ROOT, else the cwd):
-    `dvc exp run --temp` runs in a copy, and the study must outlive it so that a rerun
+    A relative SQLite or journal path is resolved against the workspace (DVC_ROOT, else the
+    cwd): `dvc exp run --temp` runs in a copy, and the study must outlive it so that a rerun
     continues it. `postgresql://` names the installed driver, psycopg2 (SQLAlchemy 2.1
     would pick psycopg 3).
     """
     if url.startswith("postgresql://"):
         return "postgresql+psycopg2://" + url[len("postgresql://") :]
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or url[len(prefix) :].startswith("/"):
-        return url
-    base = root or Path(os.environ.get("DVC_ROOT") or ".")
-    return prefix + str((base / url[len(prefix) :]).resolve())
+    for prefix in (SQLITE, JOURNAL):
+        if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
+            base = root or Path(os.environ.get("DVC_ROOT") or ".")
+            return prefix + str((base / url[len(prefix) :]).resolve())
+    return url
 
 
 def open_storage(
     url: str | None, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S
 ) -> optuna.storages.BaseStorage | None:
-    """None (in memory) or a database storage with heartbeats and lost-trial retries."""
+    """None (in memory), a database storage or a journal file, with heartbeats and
+    lost-trial retries."""
     if url is None:
         return None
     url = storage_url(url)
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith("sqlite:///"):
-        check_sqlite_folder(Path(url[len("sqlite:///") :]))
+    if url.startswith(JOURNAL):
+        check_folder(Path(url[len(JOURNAL) :]), JOURNAL, "journal:///tune.journal")
+    elif url.startswith(SQLITE):
+        check_folder(Path(url[len(SQLITE) :]), SQLITE, "sqlite:///tune.db")
         engine_kwargs = {"connect_args": {"timeout": 60}}  # wait for other writers
     for attempt in range(STORAGE_ATTEMPTS):
         try:
+            if url.startswith(JOURNAL):
+                path = Path(url[len(JOURNAL) :])
+                return HeartbeatJournalStorage(path, heartbeat_s, grace_s, MAX_RETRY)
             return _rdb_storage(url, engine_kwargs, heartbeat_s, grace_s)
         except Exception as exc:  # noqa: BLE001 - any driver error means the URL is unusable
             message = str(exc).strip()
@@ -387,10 +395,10 @@ def open_storage(
     raise AssertionError("unreachable")
 
 
-def check_sqlite_folder(database: Path) -> None:
-    """A SQLite study's folder must exist and be writable: never created on the fly (a typo
-    would make folders, as root even at the filesystem root)."""
-    folder = database.parent
+def check_folder(path: Path, prefix: str, example: str) -> None:
+    """A SQLite study's or journal's folder must exist and be writable: never created on
+    the fly (a typo would make folders, as root even at the filesystem root)."""
+    folder = path.parent
     problem = None
     if not folder.exists():
         problem = f"folder {folder} does not exist (create it: mkdir -p {folder})"
@@ -399,9 +407,10 @@ def check_sqlite_folder(database: Path) -> None:
     elif not os.access(folder, os.W_OK):
         problem = f"folder {folder} is not writable"
     if problem:
+        kind = "a journal" if prefix == JOURNAL else "a database"
         raise UserError(
-            f"params.yaml: tune.storage: sqlite:///{database}: {problem}; allowed: a database "
-            "file in an existing, writable folder, e.g. sqlite:///tune.db"
+            f"params.yaml: tune.storage: {prefix}{path}: {problem}; allowed: {kind} "
+            f"file in an existing, writable folder, e.g. {example}"
         )
 
 

@@ -3,9 +3,9 @@
 A trial is claimed (`study.ask()`) under a lock that every thread and process sharing the
 study takes, right after checking the budget: so the study ends with exactly its
 `n_trials`, and the grid sampler never hands one grid point to two workers. The lock is a
-thread lock in memory, a file lock beside a SQLite study and an advisory lock on
-PostgreSQL. On a database storage a running trial sends heartbeats; a trial whose worker
-died is failed after a grace period and retried as a new trial with the same params.
+thread lock in memory, a file lock beside a SQLite study or a journal file and an advisory
+lock on PostgreSQL. On a shared storage a running trial sends heartbeats; a trial whose
+worker died is failed after a grace period and retried as a new trial with the same params.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from reprotrain.tuning import MAX_RETRY, storage_url
+from reprotrain.tuning.journal import HeartbeatJournalStorage
+from reprotrain.tuning.search import JOURNAL, SQLITE
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ def next_action(trials: list[FrozenTrial], budget: Budget, elapsed: float, wait:
 
 
 class StudyLock:
-    """Held while a trial is claimed: by threads, and by processes on a database storage."""
+    """Held while a trial is claimed: by threads, and by processes on a shared storage."""
 
     def __init__(self, url: str | None, study_name: str):
         self.url = storage_url(url) if url else None
@@ -70,8 +72,11 @@ class StudyLock:
         with self._thread_lock:
             if self.url is None:
                 yield
-            elif self.url.startswith("sqlite:///"):
-                with self._file_lock(Path(self.url[len("sqlite:///") :])):
+            elif self.url.startswith(SQLITE):
+                with self._file_lock(Path(self.url[len(SQLITE) :])):
+                    yield
+            elif self.url.startswith(JOURNAL):
+                with self._open_lock(Path(self.url[len(JOURNAL) :])):
                     yield
             else:
                 with self._advisory_lock(self.url):
@@ -88,6 +93,20 @@ class StudyLock:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _open_lock(journal: Path) -> Iterator[None]:
+        """Optuna's lock file for journals on NFS (created with O_EXCL; a lock older than
+        its grace period, left by a dead worker, is broken)."""
+        from optuna.storages.journal import JournalFileOpenLock
+
+        lock = JournalFileOpenLock(str(journal.with_name(journal.name + ".claim.lock")))
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextlib.contextmanager
     def _advisory_lock(self, url: str) -> Iterator[None]:
@@ -135,8 +154,11 @@ def heartbeat(storage: Any, study: optuna.Study, trial: optuna.Trial) -> Iterato
         thread.join()
 
 
-def fail_stale(study: optuna.Study) -> None:
+def fail_stale(study: optuna.Study, storage: Any = None) -> None:
     """Fail (and queue a retry of) running trials whose worker stopped sending heartbeats."""
+    if isinstance(storage, HeartbeatJournalStorage):
+        storage.fail_stale(study)
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
@@ -207,7 +229,7 @@ def run_trials(
     def loop() -> None:
         while not stop.is_set():
             with lock.hold():
-                fail_stale(study)
+                fail_stale(study, storage)
                 trials = study.get_trials(deepcopy=False)
                 action = next_action(trials, budget, time.monotonic() - started, wait)
                 trial = ask(study) if action == "ask" else None
