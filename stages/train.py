@@ -28,9 +28,9 @@ from reprotrain.config.paths import (
 )
 from reprotrain.data import io, outputs
 from reprotrain.data.schema import Schema
-from reprotrain.models import pretrained
+from reprotrain.models import choice, pretrained
 from reprotrain.models.model import Model, build_baseline, input_dtype, save_model
-from reprotrain.training import learning_curve
+from reprotrain.training import learning_curve, selection
 from reprotrain.training.fitting import (
     Arrays,
     Fitted,
@@ -101,8 +101,9 @@ def main() -> None:
     outputs.recover()  # a killed run's outputs, completed before anything reads them
     base, params, curve_params = config.load("base", "train", "learning_curve")
     schema = Schema.read(SCHEMA)
-    preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(params.model))
-    configure_torch(base, params.model)
+    model = choice.resolve(params.model, schema)  # auto: the first candidate for this data
+    preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(model))
+    configure_torch(base, model)
     lineage = pretrained.lineage(params.init_from)  # checked before any training
     progress = resolve_progress(params.progress)
 
@@ -113,8 +114,9 @@ def main() -> None:
     with tracking.stage_run("train", logged) as run, stage_logs.SeedRuns(run) as seed_runs:
         tracking.log_split_inputs(schema, {split: SPLIT_FILES[split] for split in ("train", "dev")})
         baseline, baseline_scores = fit_baseline(schema, train, dev)
+        params, model_choice = selection.choose_model(params, schema, train, dev)
         fitted = fit_seeds(params, schema, train, dev, seed_runs, progress)
-        summary = summarize(schema.task, baseline_scores, fitted)
+        summary = summarize(schema.task, baseline_scores, fitted) | {"model_choice": model_choice}
         curve = learning_curve.for_train(
             params, curve_params.fractions, schema, dev, train, fitted[0], progress
         )

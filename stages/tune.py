@@ -28,7 +28,7 @@ from reprotrain.config.paths import (
 )
 from reprotrain.data import io, outputs
 from reprotrain.data.schema import Schema
-from reprotrain.models import pretrained
+from reprotrain.models import choice, pretrained
 from reprotrain.models.model import input_dtype, save_model
 from reprotrain.training.fitting import configure_torch, load_train_dev
 from reprotrain.tuning import runner
@@ -113,8 +113,12 @@ def main(argv: list[str] | None = None) -> None:
             "params.yaml: tune.storage: --worker needs a shared storage (sqlite:///... or "
             "postgresql://...), got null"
         )
-    train_params, params = runner.search_params(train_params, params)
     schema = Schema.read(SCHEMA)
+    # auto: the CNN on image-shaped data, gradient boosting on tables (train also fits the
+    # linear candidate; evaluate picks between them on dev)
+    model = choice.resolve(train_params.model, schema)
+    train_params = train_params.model_copy(update={"model": model})
+    train_params, params = runner.search_params(train_params, params)
     preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(train_params.model))
     search = runner.make_search(base, train_params, params, schema, train, dev)
     configure_torch(base)  # always: the search may pick a torch model whatever train.model is
