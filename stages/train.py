@@ -30,9 +30,9 @@ from reprotrain.config.paths import (
 from reprotrain.data import io, outputs
 from reprotrain.data.features import Preprocessor
 from reprotrain.data.schema import Schema
-from reprotrain.models import distributed, pretrained
+from reprotrain.models import choice, distributed, pretrained
 from reprotrain.models.model import Model, build_baseline, input_dtype, save_model
-from reprotrain.training import learning_curve
+from reprotrain.training import learning_curve, selection
 from reprotrain.training.fitting import (
     Arrays,
     Fitted,
@@ -117,6 +117,7 @@ def follow_rank_zero(
 ) -> None:
     """A rank > 0 under torchrun: the same torch fits as rank 0, in step with it; rank 0
     alone writes files and MLflow runs."""
+    params, _ = selection.choose_model(params, schema, train, dev)  # as rank 0 chooses
     fitted = fit_seeds(params, schema, train, dev, None, "off")
     learning_curve.for_train(params, fractions, schema, dev, train, fitted[0], "off")
     distributed.stop()
@@ -128,8 +129,9 @@ def main() -> None:
     if distributed.is_main():
         outputs.recover()  # a killed run's outputs, completed before anything reads them
     schema = Schema.read(SCHEMA)
-    preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(params.model))
-    configure_torch(base, params.model)
+    model = choice.resolve(params.model, schema)  # auto: the first candidate for this data
+    preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(model))
+    configure_torch(base, model)
     if not distributed.is_main():
         return follow_rank_zero(params, curve_params.fractions, schema, train, dev)
     lineage = pretrained.lineage(params.init_from)  # checked before any training
@@ -142,8 +144,9 @@ def main() -> None:
     with tracking.stage_run("train", logged) as run, stage_logs.SeedRuns(run) as seed_runs:
         tracking.log_split_inputs(schema, {split: SPLIT_FILES[split] for split in ("train", "dev")})
         baseline, baseline_scores = fit_baseline(schema, train, dev)
+        params, model_choice = selection.choose_model(params, schema, train, dev)
         fitted = fit_seeds(params, schema, train, dev, seed_runs, progress)
-        summary = summarize(schema.task, baseline_scores, fitted)
+        summary = summarize(schema.task, baseline_scores, fitted) | {"model_choice": model_choice}
         curve = learning_curve.for_train(
             params, curve_params.fractions, schema, dev, train, fitted[0], progress
         )

@@ -29,7 +29,7 @@ from reprotrain.config.paths import (
 from reprotrain.data import io, outputs
 from reprotrain.data.features import Preprocessor
 from reprotrain.data.schema import Schema
-from reprotrain.models import distributed, pretrained
+from reprotrain.models import choice, distributed, pretrained
 from reprotrain.models.model import input_dtype, resolve_device, save_model
 from reprotrain.training.fitting import Fitted, configure_torch, load_train_dev
 from reprotrain.tuning import group, runner
@@ -128,9 +128,13 @@ def main(argv: list[str] | None = None) -> None:
     distributed.launch(params.processes, "stages.tune", base.threads)  # > 1: under torchrun
     if distributed.is_main():
         outputs.recover()  # a killed run's outputs, completed before anything reads them
+    schema = Schema.read(SCHEMA)
+    # auto: the CNN on image-shaped data, gradient boosting on tables (the one searched;
+    # train also fits the linear candidate and keeps the better on dev)
+    model = choice.resolve(train_params.model, schema)
+    train_params = train_params.model_copy(update={"model": model})
     train_params, params = runner.search_params(train_params, params)
     runner.check_wiring(train_params, params)
-    schema = Schema.read(SCHEMA)
     preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(train_params.model))
     search = runner.make_search(base, train_params, params, schema, train, dev)
     configure_torch(base)  # always: the search may pick a torch model whatever train.model is

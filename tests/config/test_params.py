@@ -98,7 +98,8 @@ INVALID_SECTIONS = [
     pytest.param(
         "train",
         {"model": "gpt9"},
-        r"params\.yaml: train\.model: must be one of mlp, .*logistic_regression.*, got 'gpt9'",
+        r"params\.yaml: train\.model: must be one of auto, mlp, .*logistic_regression.*, "
+        r"got .gpt9.",
         id="unknown-model",
     ),
     pytest.param(

@@ -127,8 +127,10 @@ def test_finetune_and_transfer_through_dvc_exp_run(tmp_path: Path) -> None:
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     for stage in ("train", "tune"):
         assert "pretrained" in {dep["path"] for dep in lock["stages"][stage]["deps"]}
-        params = lock["stages"][stage]["params"]["params.yaml"]["train"]
-        assert params["init_from"]["path"] == CHECKPOINT
+        params = lock["stages"][stage]["params"]["params.yaml"]
+        # train lists its whole section; tune lists its train keys one by one
+        init_from = params["train"]["init_from"] if stage == "train" else params["train.init_from"]
+        assert init_from["path"] == CHECKPOINT
     train_runs, all_runs = _runs(repo, "train")
     pretrain_seed = next(
         run

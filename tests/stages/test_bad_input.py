@@ -237,7 +237,7 @@ def test_predict_refuses_bad_model_files(
         pytest.param(
             {"train": {"model": "xgboost"}},
             ("train",),
-            r"params\.yaml: train\.model: must be one of mlp, .*, got 'xgboost'",
+            r"params\.yaml: train\.model: must be one of auto, mlp, .*, got 'xgboost'",
             id="unknown-model",
         ),
     ],

@@ -51,7 +51,7 @@ CASES = [
     pytest.param(
         "train",
         {"train": {"model": "gpt9"}},
-        r"error: params\.yaml: train\.model: must be one of mlp, .*, got 'gpt9'",
+        r"error: params\.yaml: train\.model: must be one of auto, mlp, .*, got 'gpt9'",
         id="train-unknown-model",
     ),
     pytest.param(

@@ -38,6 +38,8 @@ SKLEARN_MODELS = (
     "hist_gradient_boosting",
 )
 MODEL_NAMES = TORCH_MODELS + SKLEARN_MODELS
+# `train.model: auto`: the model follows the data (reprotrain.models.choice).
+AUTO = "auto"
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -276,13 +278,13 @@ class TrainParams(Section):
     @field_validator("model")
     @classmethod
     def _known_model(cls, model: str) -> str:
-        if model not in MODEL_NAMES:
-            raise ValueError(f"must be one of {', '.join(MODEL_NAMES)}, got {model!r}")
+        if model != AUTO and model not in MODEL_NAMES:
+            raise ValueError(f"must be one of {AUTO}, {', '.join(MODEL_NAMES)}, got {model!r}")
         return model
 
     @model_validator(mode="after")
     def _processes_need_torch(self) -> TrainParams:
-        if self.processes > 1 and self.model not in TORCH_MODELS:
+        if self.processes > 1 and self.model not in (*TORCH_MODELS, AUTO):
             raise ValueError(
                 f"processes > 1 (DistributedDataParallel) needs a torch model "
                 f"({', '.join(TORCH_MODELS)}), got processes {self.processes} with model "
@@ -292,7 +294,7 @@ class TrainParams(Section):
 
     @model_validator(mode="after")
     def _init_from_needs_torch(self) -> TrainParams:
-        if self.init_from.mode != "none" and self.model not in TORCH_MODELS:
+        if self.init_from.mode != "none" and self.model not in (*TORCH_MODELS, AUTO):
             raise ValueError(
                 f"init_from.mode {self.init_from.mode!r} needs a torch model "
                 f"({', '.join(TORCH_MODELS)}), got model {self.model!r}"

@@ -22,6 +22,7 @@ import optuna
 from reprotrain import config, metrics
 from reprotrain.config import SpaceParam, TrainParams, TuneParams
 from reprotrain.config.errors import UserError
+from reprotrain.config.params import AUTO
 from reprotrain.config.secrets import redact
 from reprotrain.training import fitting
 from reprotrain.tuning.journal import HeartbeatJournalStorage
@@ -76,7 +77,8 @@ def train_keys_read(params: TuneParams, train_params: TrainParams) -> list[str]:
     searches and `tune.fixed` sets, and but the sections of models no trial builds (both as
     `runner.search_params` returns them). dvc.yaml lists these for tune, so an experiment
     changing only a searched key (say optim.lr) reruns train, not tune."""
-    models = {train_params.model}
+    # auto before the data resolves it (make repro's check): any model may be built
+    models = set(config.MODEL_NAMES) if train_params.model == AUTO else {train_params.model}
     if "model" in params.space:
         models |= set(params.space["model"].choices or [])
     set_by_tune = set(params.space) | set(params.fixed) | set(NOT_READ_BY_TUNE)

@@ -1,0 +1,36 @@
+"""`train.model: auto`: which models suit the data.
+
+Image-shaped data (a schema with `image_shape`: digits, an image folder) gets the CNN.
+Tabular data gets two candidates, chosen between on dev by the `train` stage: gradient
+boosting (strong on most tables) and a scaled linear model (logistic regression or ridge),
+which often wins on small or nearly linear tables and is the simpler of the two.
+"""
+
+from __future__ import annotations
+
+from reprotrain.config.params import AUTO
+from reprotrain.data.schema import Schema
+
+IMAGE_MODEL = "cnn"
+TABULAR_MODEL = "hist_gradient_boosting"
+LINEAR_MODELS = {"classification": "logistic_regression", "regression": "linear_regression"}
+
+
+def linear_model(task: str) -> str:
+    """The scaled linear model for a task: logistic regression or ridge."""
+    return LINEAR_MODELS[task]
+
+
+def candidates(model: str, schema: Schema) -> list[str]:
+    """The models `train.model` stands for on this data: itself, or auto's candidates
+    (the first is the one `tune` searches)."""
+    if model != AUTO:
+        return [model]
+    if schema.image_shape:
+        return [IMAGE_MODEL]
+    return [TABULAR_MODEL, linear_model(schema.task)]
+
+
+def resolve(model: str, schema: Schema) -> str:
+    """The one model `tune` searches: the named model, or auto's first candidate."""
+    return candidates(model, schema)[0]

@@ -1,0 +1,73 @@
+"""`train.model: auto` through the real stages on scikit-learn's bundled data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from schemas import make_schema
+
+from reprotrain.config import paths
+from reprotrain.models import choice
+from reprotrain.models.model import load_model
+from stages import prepare, split, train
+
+
+def _prepared(workdir, source: str, train_overrides: dict | None = None) -> Path:
+    root = workdir(
+        {
+            "prepare": {"source": source},
+            "train": {"seeds": [0, 1], "progress": "off", **(train_overrides or {})},
+            "learning_curve": {"fractions": [0.5, 1.0]},
+        }
+    )
+    prepare.main()
+    split.main()
+    return root
+
+
+@pytest.mark.parametrize(
+    ("source", "linear"),
+    [("sklearn:wine", "logistic_regression"), ("sklearn:diabetes", "linear_regression")],
+    ids=["classification", "regression"],
+)
+def test_auto_on_a_table_fits_both_candidates_and_keeps_the_best_on_dev(
+    workdir, source: str, linear: str
+) -> None:
+    root = _prepared(workdir, source)
+    train.main()
+    summary = json.loads((root / paths.TRAIN_METRICS).read_text())
+    chosen = summary["model_choice"]
+    assert chosen["requested"] == "auto"
+    assert set(chosen["dev_scores"]) == {"hist_gradient_boosting", linear}
+    best = max(chosen["dev_scores"].values())
+    assert chosen["dev_scores"][chosen["chosen"]] == best
+    for seed in (0, 1):
+        assert load_model(paths.seed_dir(root / paths.MODEL_DIR, seed)).name == chosen["chosen"]
+    primary = summary["primary_metric"]
+    assert summary["model"]["seeds"]["0"]["dev"][primary] == pytest.approx(best)
+
+
+def test_an_explicit_model_is_kept_on_a_table(workdir) -> None:
+    root = _prepared(workdir, "sklearn:wine", {"model": "random_forest"})
+    train.main()
+    summary = json.loads((root / paths.TRAIN_METRICS).read_text())
+    assert summary["model_choice"] == {"requested": "random_forest", "chosen": "random_forest"}
+    assert load_model(paths.seed_dir(root / paths.MODEL_DIR, 0)).name == "random_forest"
+
+
+@pytest.mark.parametrize(
+    ("task", "image_shape", "expected"),
+    [
+        ("classification", [1, 8, 8], ["cnn"]),
+        ("classification", None, ["hist_gradient_boosting", "logistic_regression"]),
+        ("regression", None, ["hist_gradient_boosting", "linear_regression"]),
+    ],
+    ids=["images", "table-classification", "table-regression"],
+)
+def test_auto_candidates_follow_the_data(task, image_shape, expected) -> None:
+    schema = make_schema(task, [0, 1] if task == "classification" else None, image_shape)
+    assert choice.candidates("auto", schema) == expected
+    assert choice.candidates("svm", schema) == ["svm"]
+    assert choice.resolve("auto", schema) == expected[0]
