@@ -20,6 +20,7 @@ from reprotrain.config.paths import (
     REPORT,
     SCHEMA,
     SPLIT_FILES,
+    SPLIT_METRICS,
     STAGE_OUTPUTS,
     SUMMARY_METRICS,
     TRAIN_METRICS,
@@ -55,7 +56,10 @@ def main() -> None:
         images = write_plots(plots, schema, y_true, predictions[winner], summary, curve, params)
         io.write_json(staged.path(EVALUATE_METRICS), summary)
         io.write_json(staged.path(SUMMARY_METRICS), headline)
-        io.write_text(staged.path(REPORT), report.render(summary, curve, images))
+        leaks = report.leakage_section(io.read_json(SPLIT_METRICS).get("leakage"))
+        io.write_text(
+            staged.path(REPORT), "\n".join([report.render(summary, curve, images), *leaks])
+        )
     selected = summary["selected"]["model"]
     verdict = summary["fit"][selected]
     print(

@@ -166,3 +166,55 @@ def render(summary: dict[str, Any], curve: list[dict[str, float]], images: list[
             caption = PLOT_TITLES.get(image, image)
             lines += [f"### {caption}", "", f"![{caption}](plots/{image})", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+# --- leakage audit (split) -------------------------------------------------------------
+
+
+def leakage_section(audit: dict[str, Any] | None) -> list[str]:
+    """The split's leakage audit (metrics/split.json `leakage`) as a report section:
+    what each check counted, and the columns it names. Empty for a split without one."""
+    if not audit:
+        return []
+    duplicates = audit["near_duplicates"]
+    pairs = ", ".join(f"{name.replace('_', '/')} {n}" for name, n in duplicates["pairs"].items())
+    lines = [
+        "## Leakage audit (split)",
+        "",
+        f"- Near-duplicates across splits ({duplicates['method']}): **{duplicates['rows']}** "
+        f"rows ({pairs}).",
+    ]
+    leak = audit.get("target_leak")
+    if leak:
+        named = ", ".join(
+            f"`{item['column']}` {item['dev_score']:.4f}" for item in leak["suspects"]
+        )
+        best = ", ".join(
+            f"`{item['column']}` {item['dev_score']:.4f}" for item in leak["top_single_features"]
+        )
+        lines.append(
+            f"- Target leak (one feature alone, dev {leak['metric']}; all features "
+            f"{leak['all_features_dev_score']:.4f}): "
+            + (f"**suspected: {named}**." if named else f"none; best single features {best}.")
+        )
+    else:
+        lines.append("- Target leak: not checked (image data).")
+    ids = audit["identifiers"]
+    if ids["suspects"]:
+        named = ", ".join(
+            f"`{item['column']}` (target {item['target_rank_correlation']:.2f}, row order "
+            f"{item['row_order_rank_correlation']:.2f})"
+            for item in ids["suspects"]
+        )
+        lines.append(f"- Identifier-like columns following the target or row order: **{named}**.")
+    else:
+        checked = ", ".join(f"`{name}`" for name in ids["checked"]) or "none found"
+        lines.append(
+            f"- Identifier-like columns following the target or row order: none ({checked})."
+        )
+    return [
+        *lines,
+        "",
+        "Details: `metrics/split.json` (`leakage`); docs/data.md#leakage-audit.",
+        "",
+    ]
