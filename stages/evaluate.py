@@ -14,12 +14,14 @@ import logging
 from reprotrain import config
 from reprotrain.config.errors import run_stage
 from reprotrain.config.paths import (
+    DEV_ERRORS,
     EVALUATE_METRICS,
     LEARNING_CURVE,
     PLOTS_DIR,
     REPORT,
     SCHEMA,
     SPLIT_FILES,
+    SPLIT_METRICS,
     STAGE_OUTPUTS,
     SUMMARY_METRICS,
     TRAIN_METRICS,
@@ -28,8 +30,10 @@ from reprotrain.config.paths import (
 from reprotrain.data import datasets, io, outputs, tables
 from reprotrain.data.schema import Schema
 from reprotrain.evaluation import summary as evaluation
+from reprotrain.metrics import dev_errors
 from reprotrain.models.model import load_model, predict_rows
 from reprotrain.reporting import report
+from reprotrain.reporting.error_plots import write_mistakes_grid
 from reprotrain.reporting.evaluation_plots import write_plots
 
 log = logging.getLogger(__name__)
@@ -50,13 +54,21 @@ def main() -> None:
     )
 
     headline = evaluation.headline(summary, train_summary, tune_summary)
+    selected = summary["selected"]["model"]  # its dev errors (written by train or tune)
+    errors = dev_errors.read(DEV_ERRORS[selected]) if selected in DEV_ERRORS else None
     with outputs.replaced_together("evaluate", STAGE_OUTPUTS["evaluate"]) as staged:
         plots = staged.folder(PLOTS_DIR)
         images = write_plots(plots, schema, y_true, predictions[winner], summary, curve, params)
         io.write_json(staged.path(EVALUATE_METRICS), summary)
         io.write_json(staged.path(SUMMARY_METRICS), headline)
-        io.write_text(staged.path(REPORT), report.render(summary, curve, images))
-    selected = summary["selected"]["model"]
+        title = report.MODEL_TITLES[selected]
+        grid = write_mistakes_grid(plots, errors, title)
+        sections = [
+            report.render(summary, curve, images),
+            *report.dev_errors_section(errors, title, grid),
+            *report.leakage_section(io.read_json(SPLIT_METRICS).get("leakage")),
+        ]
+        io.write_text(staged.path(REPORT), "\n".join(sections))
     verdict = summary["fit"][selected]
     print(
         f"fit verdict ({selected}): {verdict['verdict']}: {verdict['reason']}; "

@@ -1,5 +1,5 @@
 """Stage `split`: seeded train/dev/test split (stratified, by group or by time) without
-identical feature rows across splits."""
+identical feature rows across splits, and the leakage audit of the result."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from reprotrain import config
-from reprotrain.config import SplitParams
+from reprotrain.config import FeaturesParams, SplitParams
 from reprotrain.config.errors import UserError, run_stage
 from reprotrain.config.paths import (
     PREPARED_DATA,
@@ -18,7 +18,7 @@ from reprotrain.config.paths import (
     SPLIT_METRICS,
     STAGE_OUTPUTS,
 )
-from reprotrain.data import io, outputs, splitting
+from reprotrain.data import io, leakage, outputs, splitting
 from reprotrain.data.schema import Schema
 from reprotrain.data.tables import read_frame
 
@@ -67,9 +67,35 @@ def resolve(
     return codes, found, dropped
 
 
+def audit(
+    frame: pd.DataFrame,
+    schema: Schema,
+    codes: np.ndarray,
+    params: SplitParams,
+    features: FeaturesParams,
+    seed: int,
+) -> dict:
+    """The leakage audit of the final split; an error naming every finding whose
+    `split.fail_on_*` switch is on."""
+    skipped = {params.group_column, params.time_column, *features.exclude}
+    columns = [name for name in schema.feature_names if name not in skipped]
+    result = leakage.audit(frame, schema, columns, codes, seed)
+    failing = {
+        switch: text for switch, text in leakage.findings(result).items() if getattr(params, switch)
+    }
+    if failing:
+        switches = ", ".join(f"split.{switch}" for switch in failing)
+        raise UserError(
+            f"params.yaml: {switches}: leakage in {PREPARED_DATA}: {'; '.join(failing.values())}"
+            "; allowed: none while true (drop or exclude the columns with features.exclude, "
+            "remove the copies, or set the switch to false)"
+        )
+    return result
+
+
 def main() -> None:
     outputs.recover()  # a killed run's outputs, completed before anything reads them
-    base, params = config.load("base", "split")
+    base, params, features = config.load("base", "split", "features")
     schema = Schema.read(SCHEMA)
     frame = read_frame(PREPARED_DATA)
     target = schema.target
@@ -81,6 +107,7 @@ def main() -> None:
     hashed = [name for name in schema.feature_names if name not in placement]
     hashes = splitting.row_hashes(frame[hashed])
     codes, found, dropped = resolve(codes, hashes, method, params.fail_on_duplicates)
+    leaks = audit(frame, schema, codes, params, features, base.seed)
     kept = codes >= 0
     remaining = splitting.count_cross_split_duplicates(codes[kept], hashes[kept])
 
@@ -93,6 +120,7 @@ def main() -> None:
         summary["time_ranges"] = splitting.time_ranges(frame[params.time_column], codes)
     if method == "group":
         summary["groups"] = splitting.group_counts(frame[params.group_column], codes)
+    summary["leakage"] = leaks
     with outputs.replaced_together("split", STAGE_OUTPUTS["split"]) as staged:
         for name, positions in rows.items():
             io.write_parquet(staged.path(SPLIT_FILES[name]), frame, positions)
@@ -104,6 +132,8 @@ def main() -> None:
         found,
         f"{dropped} dropped" if method in ("group", "time") else "moved to the earliest split",
     )
+    for text in leakage.findings(leaks).values():
+        log.warning("leakage audit: %s", text)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from reprotrain.config.errors import run_stage
 from reprotrain.config.paths import (
     BASELINE_DIR,
     CHECKPOINT_DIR,
+    DEV_ERRORS,
     LEARNING_CURVE,
     MODEL_DIR,
     SCHEMA,
@@ -30,6 +31,8 @@ from reprotrain.config.paths import (
 from reprotrain.data import io, outputs
 from reprotrain.data.features import Preprocessor
 from reprotrain.data.schema import Schema
+from reprotrain.data.tables import read_frame
+from reprotrain.metrics import dev_errors
 from reprotrain.models import choice, distributed, pretrained
 from reprotrain.models.model import Model, build_baseline, input_dtype, save_model
 from reprotrain.training import learning_curve, selection
@@ -98,8 +101,10 @@ def write_outputs(
     fitted: list[Fitted],
     summary: dict[str, Any],
     curve: list[dict[str, float]],
+    analysis: dict[str, Any],
 ) -> None:
-    """models/baseline, models/model (one folder per seed) and the metrics, replaced
+    """models/baseline, models/model (one folder per seed), the metrics and the dev error
+    analysis of the first seed's model, replaced
     together (a kill leaves the previous set or this one, never a mix)."""
     with outputs.replaced_together("train", STAGE_OUTPUTS["train"]) as staged:
         save_model(baseline, preprocessor, staged.folder(BASELINE_DIR))
@@ -109,6 +114,7 @@ def write_outputs(
         io.write_csv(staged.path(TRAIN_HISTORY), pd.DataFrame(fitted[0].history))
         curve_frame = pd.DataFrame(curve, columns=learning_curve.COLUMNS)
         io.write_csv(staged.path(LEARNING_CURVE), curve_frame)
+        dev_errors.write(staged.folder(DEV_ERRORS["model"]), analysis)
     shutil.rmtree(CHECKPOINT_DIR, ignore_errors=True)  # outputs are complete: nothing to resume
 
 
@@ -150,10 +156,16 @@ def main() -> None:
         curve = learning_curve.for_train(
             params, curve_params.fractions, schema, dev, train, fitted[0], progress
         )
+        first = fitted[0]
+        analysis = dev_errors.of_model(
+            first.model, schema, read_frame(SPLIT_FILES["dev"]), dev, first.seed
+        )
         del train, dev  # what follows reads files: free the matrices before MLflow loads
-        write_outputs(baseline, preprocessor, fitted, summary, curve)
+        write_outputs(baseline, preprocessor, fitted, summary, curve, analysis)
         stage_logs.log_train(run.info.run_id, summary, fitted, seed_runs)
         tracking.log_artifact(run.info.run_id, LEARNING_CURVE)
+        for path in sorted(DEV_ERRORS["model"].iterdir()):
+            tracking.log_artifact(run.info.run_id, path, "dev_errors")
         model_dir = seed_dir(MODEL_DIR, fitted[0].seed)
         stage_logs.log_trained_model(run.info.run_id, model_dir, schema, lineage)
     distributed.stop()

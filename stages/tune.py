@@ -18,6 +18,7 @@ from reprotrain import config, tuning
 from reprotrain.config import TuneParams
 from reprotrain.config.errors import UserError, run_stage
 from reprotrain.config.paths import (
+    DEV_ERRORS,
     SCHEMA,
     SPLIT_FILES,
     STAGE_OUTPUTS,
@@ -29,6 +30,8 @@ from reprotrain.config.paths import (
 from reprotrain.data import io, outputs
 from reprotrain.data.features import Preprocessor
 from reprotrain.data.schema import Schema
+from reprotrain.data.tables import read_frame
+from reprotrain.metrics import dev_errors
 from reprotrain.models import choice, distributed, pretrained
 from reprotrain.models.model import input_dtype, resolve_device, save_model
 from reprotrain.training.fitting import Fitted, configure_torch, load_train_dev
@@ -54,15 +57,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def write_outputs(
-    best: Fitted, preprocessor: Preprocessor, summary: dict, trials: list[dict]
+    best: Fitted, preprocessor: Preprocessor, summary: dict, trials: list[dict], analysis: dict
 ) -> None:
-    """models/tuned and the metrics, replaced together (a kill leaves one whole set)."""
+    """models/tuned, the metrics and the tuned model's dev error analysis, replaced
+    together (a kill leaves one whole set)."""
     history = tuning.history_table(trials, summary["direction"])  # never empty: a best trial
     with outputs.replaced_together("tune", STAGE_OUTPUTS["tune"]) as staged:
         save_model(best.model, preprocessor, staged.folder(TUNED_DIR))
         io.write_json(staged.path(TUNE_METRICS), summary)
         io.write_csv(staged.path(TUNE_TRIALS), pd.DataFrame(trials))
         io.write_csv(staged.path(TUNE_HISTORY), pd.DataFrame(history))
+        dev_errors.write(staged.folder(DEV_ERRORS["tuned"]), analysis)
 
 
 def coordinate(
@@ -78,9 +83,15 @@ def coordinate(
         trial_runs = stage_logs.TrialRuns(run_id)
         best, summary = runner.coordinate(search, study, storage, fingerprint, run_id, trial_runs)
         stage_logs.close_lost_runs(study)
-        write_outputs(best, preprocessor, summary, tuning.trials_table(study))
+        dev_frame = read_frame(SPLIT_FILES["dev"])
+        analysis = dev_errors.of_model(
+            best.model, search.schema, dev_frame, search.dev, search.seed
+        )
+        write_outputs(best, preprocessor, summary, tuning.trials_table(study), analysis)
         stage_logs.log_study(run_id, study, summary, search.base.seed)
         tracking.tag_weights(run_id, TUNED_DIR)
+        for path in sorted(DEV_ERRORS["tuned"].iterdir()):
+            tracking.log_artifact(run_id, path, "dev_errors")
         stage_logs.log_trained_model(run_id, TUNED_DIR, search.schema, lineage)
     log.info(
         "best dev %s %.4f (trial %d of %d; %s): %s",

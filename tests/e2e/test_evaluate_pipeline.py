@@ -119,6 +119,15 @@ def test_regression_plots_report_and_dvc_html(diabetes: dict[str, Any]) -> None:
     assert "| rmse (lower is better) |" in report and "## Fit diagnosis" in report
     for image in images:
         assert f"](plots/{image})" in report
+    # the selected model's dev error analysis (written by train or tune) and the split's
+    # leakage audit: diabetes has no leaking column
+    selected = _read_json(repo, paths.EVALUATE_METRICS)["selected"]["model"]
+    assert (repo / paths.DEV_ERRORS[selected] / "slices.csv").is_file()
+    assert "## Errors on dev (" in report and "### Largest residuals" in report
+    assert "### Weakest slices (dev mae, 95% bootstrap CI" in report
+    assert "## Leakage audit (split)" in report
+    assert "- Target leak (one feature alone, dev r2; all features" in report
+    assert "none; best single features `bmi`" in report
 
     html = show_page(repo, repo.parent / "html")
     for title in ("Residuals on test", "Predicted vs actual on test", "Learning curve"):

@@ -8,6 +8,7 @@ from sklearn import metrics as skm
 
 from reprotrain import metrics
 from reprotrain.evaluation import bootstrap
+from reprotrain.metrics import resampling
 
 
 def _classification(n_classes: int, n_rows: int = 240, seed: int = 0):
@@ -87,7 +88,7 @@ def test_intervals_are_seeded_and_independent_of_chunking(monkeypatch) -> None:
     other = bootstrap.intervals("classification", y_true, y_pred, proba, 300, 0.95, seed=8)
     assert first == again
     assert first != other
-    monkeypatch.setattr(bootstrap, "CHUNK_CELLS", 1000)  # many small chunks, same draws
+    monkeypatch.setattr(resampling, "CHUNK_CELLS", 1000)  # many small chunks, same draws
     chunked = bootstrap.intervals("classification", y_true, y_pred, proba, 300, 0.95, seed=7)
     for name, bounds in first.items():
         assert chunked[name] == pytest.approx(bounds), name

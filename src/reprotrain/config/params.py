@@ -95,6 +95,10 @@ class SplitParams(Section):
     group_column: str | None  # rows sharing a value never cross splits
     time_column: str | None  # train before dev before test along this column
     fail_on_duplicates: bool  # identical feature rows across splits: error
+    # The leakage audit (data/leakage.py): each check is counted; true makes it an error.
+    fail_on_near_duplicates: bool  # normalised rows / image hashes shared across splits
+    fail_on_target_leak: bool  # one feature alone predicts the target on dev
+    fail_on_identifiers: bool  # id-like columns that follow the target or the row order
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> SplitParams:

@@ -30,6 +30,10 @@ TUNE_METRICS = METRICS_DIR / "tune.json"
 TUNE_TRIALS = METRICS_DIR / "tune_trials.csv"
 # The complete trials of TUNE_TRIALS with the best dev score so far (the DVC plot).
 TUNE_HISTORY = METRICS_DIR / "tune_history.csv"
+# The dev error analysis of the trained model (first seed, by train) and the tuned one
+# (by tune): plain outputs that evaluate's report shows for the selected model.
+DEV_ERRORS_DIR = METRICS_DIR / "dev_errors"
+DEV_ERRORS = {"model": DEV_ERRORS_DIR / "model", "tuned": DEV_ERRORS_DIR / "tuned"}
 EVALUATE_METRICS = METRICS_DIR / "evaluate.json"
 # The headline numbers: the one file dvc.yaml declares as metrics (dvc metrics, dvc exp show).
 SUMMARY_METRICS = METRICS_DIR / "summary.json"
@@ -47,8 +51,15 @@ def seed_dir(root: Path, seed: int) -> Path:
 STAGE_OUTPUTS: dict[str, tuple[Path, ...]] = {
     "prepare": (PREPARED_DIR, PREPARE_METRICS),
     "split": (*SPLIT_FILES.values(), SPLIT_METRICS),
-    "train": (BASELINE_DIR, MODEL_DIR, LEARNING_CURVE, TRAIN_METRICS, TRAIN_HISTORY),
-    "tune": (TUNED_DIR, TUNE_METRICS, TUNE_TRIALS, TUNE_HISTORY),
+    "train": (
+        BASELINE_DIR,
+        MODEL_DIR,
+        LEARNING_CURVE,
+        TRAIN_METRICS,
+        TRAIN_HISTORY,
+        DEV_ERRORS["model"],
+    ),
+    "tune": (TUNED_DIR, TUNE_METRICS, TUNE_TRIALS, TUNE_HISTORY, DEV_ERRORS["tuned"]),
     "evaluate": (PLOTS_DIR, REPORT, EVALUATE_METRICS, SUMMARY_METRICS),
 }
 

@@ -166,3 +166,182 @@ def render(summary: dict[str, Any], curve: list[dict[str, float]], images: list[
             caption = PLOT_TITLES.get(image, image)
             lines += [f"### {caption}", "", f"![{caption}](plots/{image})", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+# --- leakage audit (split) -------------------------------------------------------------
+
+
+def leakage_section(audit: dict[str, Any] | None) -> list[str]:
+    """The split's leakage audit (metrics/split.json `leakage`) as a report section:
+    what each check counted, and the columns it names. Empty for a split without one."""
+    if not audit:
+        return []
+    duplicates = audit["near_duplicates"]
+    order = ("train_dev", "train_test", "dev_test")
+    pairs = ", ".join(f"{name.replace('_', '/')} {duplicates['pairs'][name]}" for name in order)
+    lines = [
+        "## Leakage audit (split)",
+        "",
+        f"- Near-duplicates across splits ({duplicates['method']}): **{duplicates['rows']}** "
+        f"rows ({pairs}).",
+    ]
+    leak = audit.get("target_leak")
+    if leak:
+        named = ", ".join(
+            f"`{item['column']}` {item['dev_score']:.4f}" for item in leak["suspects"]
+        )
+        best = ", ".join(
+            f"`{item['column']}` {item['dev_score']:.4f}" for item in leak["top_single_features"]
+        )
+        lines.append(
+            f"- Target leak (one feature alone, dev {leak['metric']}; all features "
+            f"{leak['all_features_dev_score']:.4f}): "
+            + (f"**suspected: {named}**." if named else f"none; best single features {best}.")
+        )
+    else:
+        lines.append("- Target leak: not checked (image data).")
+    ids = audit["identifiers"]
+    if ids["suspects"]:
+        named = ", ".join(
+            f"`{item['column']}` (target {item['target_rank_correlation']:.2f}, row order "
+            f"{item['row_order_rank_correlation']:.2f})"
+            for item in ids["suspects"]
+        )
+        lines.append(f"- Identifier-like columns following the target or row order: **{named}**.")
+    else:
+        checked = ", ".join(f"`{name}`" for name in ids["checked"]) or "none found"
+        lines.append(
+            f"- Identifier-like columns following the target or row order: none ({checked})."
+        )
+    return [
+        *lines,
+        "",
+        "Details: `metrics/split.json` (`leakage`); docs/data.md#leakage-audit.",
+        "",
+    ]
+
+
+# --- error analysis on dev (selected model) ---------------------------------------------
+
+
+def _interval(row: Any, metric: str) -> str:
+    return f"{row[metric]:.4f} [{row['ci_low']:.4f}, {row['ci_high']:.4f}]"
+
+
+def mistakes_table(analysis: dict[str, Any]) -> list[str]:
+    table = analysis["mistakes.csv"].head(10)
+    if analysis["summary.json"]["task"] == "classification":
+        header = ["dev row", "true", "predicted", "p(predicted)", "p(true)"]
+        keys = ["dev_row", "true", "predicted", "p_predicted", "p_true"]
+    else:
+        header = ["dev row", "true", "predicted", "residual"]
+        keys = ["dev_row", "true", "predicted", "residual"]
+    rows = [
+        [f"{value:.4g}" if isinstance(value, float) else str(value) for value in row]
+        for row in table[keys].itertuples(index=False)
+    ]
+    return _table(header, rows)
+
+
+def where_to_look(analysis: dict[str, Any]) -> list[str]:
+    """Bullets drawn only from the analysis's numbers: the slices below the overall
+    score beyond their interval, the costliest confusion, the confident mistakes."""
+    summary, slices = analysis["summary.json"], analysis["slices.csv"]
+    metric, overall = summary["metric"], summary["overall"]
+    side = "above" if metric == "mae" else "below"
+    lines = []
+    below = slices[slices["below"]]
+    if len(below):
+        named = "; ".join(
+            f"`{row['slice']}` {_interval(row, metric)} ({row['rows']} rows)"
+            for _, row in below.head(5).iterrows()
+        )
+        lines.append(
+            f"- Weak slices: {len(below)} of {summary['n_slices']} slices have dev {metric} "
+            f"{side} the overall {overall:.4f} beyond their {summary['confidence']:.0%} "
+            f"interval: {named}. Look at their rows first (more examples, better features "
+            f"or label checks for them). By chance alone about {summary['n_slices'] / 40:.1f} "
+            "of them would be."
+        )
+    else:
+        lines.append(
+            f"- No slice has dev {metric} {side} the overall {overall:.4f} beyond its "
+            f"{summary['confidence']:.0%} interval ({summary['n_slices']} slices checked)."
+        )
+    pairs = analysis["confusion_pairs.csv"]
+    if len(pairs):
+        top = pairs.iloc[0]
+        lines.append(
+            f"- Costliest confusion: true `{top['true']}` predicted as `{top['predicted']}`, "
+            f"{top['rows']} dev rows ({top['share_of_class']:.0%} of that class, "
+            f"{top['rows'] / max(summary['n_mistakes'], 1):.0%} of the "
+            f"{summary['n_mistakes']} mistakes)."
+        )
+    if summary.get("n_mistakes"):
+        lines.append(
+            f"- {summary['confident_mistakes']} of the {summary['n_mistakes']} dev mistakes "
+            "were made with probability ≥ 0.9: check their labels (the table below)."
+        )
+    return lines
+
+
+def dev_errors_section(analysis: dict[str, Any] | None, title: str, grid: str | None) -> list[str]:
+    """The selected model's error analysis on dev (metrics/dev_errors/<model>/)."""
+    if not analysis:
+        return [
+            "## Errors on dev",
+            "",
+            f"No error analysis for the {title} model (only the trained and tuned models "
+            "have one).",
+            "",
+        ]
+    summary = analysis["summary.json"]
+    metric = summary["metric"]
+    worst = "Most confident mistakes" if metric == "accuracy" else "Largest residuals"
+    lines = [
+        f"## Errors on dev ({title} model, {summary['n_dev']} dev rows; never test)",
+        "",
+        "### Where to look next",
+        "",
+        *where_to_look(analysis),
+        "",
+        f"### {worst}",
+        "",
+        *mistakes_table(analysis),
+        "",
+    ]
+    if grid:
+        lines += [f"![{worst} on dev](plots/{grid})", ""]
+    pairs = analysis["confusion_pairs.csv"]
+    if len(pairs):
+        rows = [
+            [
+                str(row["true"]),
+                str(row["predicted"]),
+                str(row["rows"]),
+                f"{row['share_of_class']:.1%}",
+            ]
+            for _, row in pairs.iterrows()
+        ]
+        lines += ["### Confusion pairs (most costly first)", ""]
+        lines += [*_table(["true", "predicted", "dev rows", "share of the class"], rows), ""]
+    slices = analysis["slices.csv"].head(10)
+    rows = [
+        [
+            f"`{row['slice']}`",
+            str(row["rows"]),
+            _interval(row, metric),
+            "**below**" if row["below"] else "",
+        ]
+        for _, row in slices.iterrows()
+    ]
+    lines += [
+        f"### Weakest slices (dev {metric}, {summary['confidence']:.0%} bootstrap CI; "
+        f"overall {summary['overall']:.4f})",
+        "",
+        *_table(["slice", "dev rows", metric, "flag"], rows),
+        "",
+        "All slices: `metrics/dev_errors/<model>/slices.csv`.",
+        "",
+    ]
+    return lines
