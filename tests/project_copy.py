@@ -39,10 +39,18 @@ def pipeline_env() -> dict[str, str]:
     return env
 
 
-def run(repo: Path, *command: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    """Run a command in the copy; a non-zero exit fails the test with its output."""
+def run(
+    repo: Path, *command: str, timeout: int = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in the copy (`env`: added to the user's environment); a non-zero exit
+    fails the test with its output."""
     result = subprocess.run(
-        list(command), cwd=repo, env=pipeline_env(), capture_output=True, text=True, timeout=timeout
+        list(command),
+        cwd=repo,
+        env={**pipeline_env(), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
     return result
@@ -53,8 +61,10 @@ def git(repo: Path, *args: str) -> str:
     return run(repo, "git", *identity, *args).stdout.strip()
 
 
-def dvc(repo: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    return run(repo, str(DVC if DVC.exists() else "dvc"), *args, timeout=timeout)
+def dvc(
+    repo: Path, *args: str, timeout: int = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run(repo, str(DVC if DVC.exists() else "dvc"), *args, timeout=timeout, env=env)
 
 
 def commit_copy(repo: Path) -> str:

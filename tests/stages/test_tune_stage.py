@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +21,10 @@ import optuna
 import pandas as pd
 import pytest
 import repo_params
+import servers
 import yaml
 from project_copy import REPO_ROOT
+from servers import create_database
 
 from reprotrain import tracking, tuning
 from reprotrain.config import paths
@@ -362,79 +360,11 @@ def test_tune_never_reads_the_test_split(tune_dir) -> None:
 # --- many workers, one study in PostgreSQL ---------------------------------------------
 
 
-def postgres_bindir() -> Path | None:
-    """Where initdb and pg_ctl are: Debian keeps them off PATH, in /usr/lib/postgresql/N/bin."""
-    candidates = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name.split(".")[0])
-    )
-    if candidates and (candidates[-1] / "pg_ctl").exists():
-        return candidates[-1]
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[str]:
     """A throw-away PostgreSQL server on 127.0.0.1 (trust auth); skips when it cannot start."""
-    bindir = postgres_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found; .ci/run installs them")
-    home = Path(tempfile.mkdtemp(prefix="reprotrain-pg-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # the server refuses to run as root
-        try:
-            account = pwd.getpwnam("postgres")
-        except KeyError:
-            shutil.rmtree(home)
-            pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL as")
-        os.chown(home, account.pw_uid, account.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    data, port = home / "data", free_port()
-
-    def pg(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*run_as, *args], capture_output=True, text=True, timeout=120)
-
-    init = pg(
-        str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync"
-    )
-    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
-    start = init.returncode == 0 and pg(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(data),
-        "-l",
-        str(home / "log"),
-        "-w",
-        "-o",
-        options,
-        "start",
-    )
-    if not start or start.returncode != 0:
-        reason = (init.stderr or (start.stderr if start else "") or "no output").strip()
-        shutil.rmtree(home, ignore_errors=True)
-        pytest.skip(f"PostgreSQL could not start: {reason.splitlines()[-1]}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}"
-    finally:
-        pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def create_database(server: str, name: str) -> str:
-    import psycopg2
-
-    connection = psycopg2.connect(f"{server}/postgres")
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    connection.close()
-    return f"{server}/{name}"
+    with servers.postgres_server() as url:
+        yield url
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from reprotrain import tracking
+from reprotrain.tracking.runs import shown_tracking_uri
 
 
 def test_the_experiment_is_one_of_model_development() -> None:
@@ -67,3 +68,22 @@ def test_four_processes_starting_together_on_a_new_store_all_log(tmp_path) -> No
     experiment = MlflowClient(f"sqlite:///{store}").get_experiment_by_name(tracking.EXPERIMENT)
     runs = MlflowClient(f"sqlite:///{store}").search_runs([experiment.experiment_id])
     assert sorted(r.data.tags[tracking.RUN_KIND] for r in runs).count("stage") == 4
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        (
+            "postgresql+psycopg2://team:pw-123@db:5432/mlflow",
+            "postgresql+psycopg2://team:***@db:5432/mlflow",
+        ),
+        ("http://alice:pw-123@mlflow.example.org:5000", "http://alice:***@mlflow.example.org:5000"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    ],
+    ids=["database", "basic-auth", "no-password"],
+)
+def test_messages_show_the_store_without_its_password(
+    uri: str, shown: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert shown_tracking_uri() == shown

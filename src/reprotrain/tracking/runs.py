@@ -64,6 +64,14 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
 
 
+def shown_tracking_uri() -> str:
+    """The store's URI for messages: a password in it (a database URI, or a server's basic
+    auth in the URL) replaced by ***."""
+    from reprotrain.tuning.search import redact
+
+    return redact(tracking_uri())
+
+
 def setup() -> str:
     """Point MLflow at the store and experiment; return the experiment id."""
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -83,7 +91,9 @@ def setup() -> str:
             client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
-            raise UserError(f"MLflow: experiment {name!r} could not be created in {uri}")
+            raise UserError(
+                f"MLflow: experiment {name!r} could not be created in {shown_tracking_uri()}"
+            )
     if experiment.tags.get(EXPERIMENT_KIND) != MODEL_DEVELOPMENT:  # a store made before
         client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, MODEL_DEVELOPMENT)
     return experiment.experiment_id
@@ -457,7 +467,7 @@ def log_init_from(run_id: str, lineage: dict[str, str]) -> None:
     except MlflowException:
         source = None
         log.warning(
-            "train.init_from.mlflow_run_id %s: no such run in %s", source_id, tracking_uri()
+            "train.init_from.mlflow_run_id %s: no such run in %s", source_id, shown_tracking_uri()
         )
     if source is not None:
         link = f"#/experiments/{source.info.experiment_id}/runs/{source.info.run_id}"

@@ -134,7 +134,7 @@ class TrialRuns:
         if runs.run_status(parent_run_id) is None:
             raise UserError(
                 f"MLFLOW_TRACKING_URI: the coordinator's run {parent_run_id} is not in "
-                f"{runs.tracking_uri()}; point every worker at the coordinator's MLflow store"
+                f"{runs.shown_tracking_uri()}; point every worker at the coordinator's MLflow store"
             )
         return cls(parent_run_id)
 
