@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     distributed.launch(params.processes, "stages.tune", base.threads)  # > 1: under torchrun
     if distributed.is_main():
         outputs.recover()  # a killed run's outputs, completed before anything reads them
+    runner.search_params(train_params, params)  # params errors come before any data is read
     schema = Schema.read(SCHEMA)
     # auto: the CNN on image-shaped data, gradient boosting on tables (the one searched;
     # train also fits the linear candidate and keeps the better on dev)
