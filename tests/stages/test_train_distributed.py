@@ -44,22 +44,29 @@ def blobs(n: int = 600) -> pd.DataFrame:
     return frame
 
 
-def run_train(root: Path, processes: int) -> dict[str, Any]:
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["train"]["processes"] = processes
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+def run_stage(root: Path, stage: str, timeout: int = 400) -> str:
+    """`python -m stages.<stage>` in `root` as DVC runs it (it may restart itself under
+    torchrun); its log, after checking it succeeded."""
     done = subprocess.run(
-        [sys.executable, "-m", "stages.train"],
+        [sys.executable, "-m", f"stages.{stage}"],
         cwd=root,
         env={**os.environ, "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'src'}"},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    return done.stderr
+
+
+def run_train(root: Path, processes: int) -> dict[str, Any]:
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["train"]["processes"] = processes
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log = run_stage(root, "train")
     history = pd.read_csv(root / paths.TRAIN_HISTORY)
     return {
-        "log": done.stderr,
+        "log": log,
         "history": history,
         "metrics": json.loads((root / paths.TRAIN_METRICS).read_text()),
     }

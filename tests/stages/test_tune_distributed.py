@@ -5,15 +5,11 @@ decisions stop every rank at the same epoch (or the run would hang)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
-from project_copy import REPO_ROOT
-from test_train_distributed import blobs
+from test_train_distributed import blobs, run_stage
 from test_tune_stage import write_data
 
 from reprotrain.config import paths
@@ -44,17 +40,9 @@ TUNE = {
 def test_each_trial_trains_on_the_process_group(workdir, mlflow_env: str) -> None:
     root = workdir({"base": {"seed": 0, "threads": 1}, "train": TRAIN, "tune": TUNE})
     write_data(root, blobs())
-    done = subprocess.run(
-        [sys.executable, "-m", "stages.tune"],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'src'}"},
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "--nproc_per_node=2" in done.stderr
-    assert "rank 0 of 2 joined the process group (gloo)" in done.stderr
+    log = run_stage(root, "tune")
+    assert "--nproc_per_node=2" in log
+    assert "rank 0 of 2 joined the process group (gloo)" in log
 
     summary = json.loads((root / paths.TUNE_METRICS).read_text())
     assert summary["n_trials"] == 6  # not 12: only rank 0 asks the study
