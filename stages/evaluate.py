@@ -29,6 +29,7 @@ from reprotrain.config.paths import (
 )
 from reprotrain.data import datasets, io, outputs, tables
 from reprotrain.data.schema import Schema
+from reprotrain.evaluation import paired
 from reprotrain.evaluation import summary as evaluation
 from reprotrain.metrics import dev_errors
 from reprotrain.models.model import load_model, predict_rows
@@ -53,6 +54,11 @@ def main() -> None:
         schema, params, base.seed, y_true, predictions, dirs, train_summary, tune_summary, curve
     )
 
+    # The selected model against each alternative, paired on the same test resamples.
+    comparisons = paired.compare(
+        schema.task, y_true, predictions, winner, params.bootstrap, base.seed
+    )
+    summary["paired"] = comparisons
     headline = evaluation.headline(summary, train_summary, tune_summary)
     selected = summary["selected"]["model"]  # its dev errors (written by train or tune)
     errors = dev_errors.read(DEV_ERRORS[selected]) if selected in DEV_ERRORS else None
@@ -65,6 +71,7 @@ def main() -> None:
         grid = write_mistakes_grid(plots, errors, title)
         sections = [
             report.render(summary, curve, images),
+            *report.paired_section(comparisons, summary["primary_metric"]),
             *report.dev_errors_section(errors, title, grid),
             *report.leakage_section(io.read_json(SPLIT_METRICS).get("leakage")),
         ]

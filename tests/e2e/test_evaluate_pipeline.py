@@ -128,6 +128,9 @@ def test_regression_plots_report_and_dvc_html(diabetes: dict[str, Any]) -> None:
     assert "## Leakage audit (split)" in report
     assert "- Target leak (one feature alone, dev r2; all features" in report
     assert "none; best single features `bmi`" in report
+    comparisons = _read_json(repo, paths.EVALUATE_METRICS)["paired"]
+    assert set(comparisons["against"]) == {"baseline", "tuned", "model"} - {selected}
+    assert "## Paired comparisons on test (95% paired bootstrap CI" in report
 
     html = show_page(repo, repo.parent / "html")
     for title in ("Residuals on test", "Predicted vs actual on test", "Learning curve"):

@@ -345,3 +345,58 @@ def dev_errors_section(analysis: dict[str, Any] | None, title: str, grid: str | 
         "",
     ]
     return lines
+
+
+# --- paired comparisons (test) ---------------------------------------------------------
+
+
+def paired_section(paired: dict[str, Any] | None, primary: str) -> list[str]:
+    """The selected model minus each alternative on the same test resamples."""
+    if not paired:
+        return []
+    selected = MODEL_TITLES[paired["selected"]]
+    metrics = [
+        metric
+        for metric in REPORTED["classification"] + REPORTED["regression"]
+        if any(metric in scores for scores in paired["against"].values())
+    ]
+    rows = []
+    for other, scores in paired["against"].items():
+        for metric in metrics:
+            if metric not in scores:
+                continue
+            item = scores[metric]
+            verdict = f"**{item['verdict']}**" if metric == primary else item["verdict"]
+            rows.append(
+                [
+                    f"{selected} − {MODEL_TITLES[other]}",
+                    _label(metric),
+                    f"{item['difference']:+.4f} [{item['ci_low']:+.4f}, {item['ci_high']:+.4f}]",
+                    verdict,
+                ]
+            )
+    headline = []
+    for other, scores in paired["against"].items():
+        if primary in scores:
+            verdict = scores[primary]["verdict"]
+            headline.append(
+                f"- {selected} vs {MODEL_TITLES[other]}: **{verdict}** on test {primary}"
+                + (
+                    " (the interval of the difference includes 0)"
+                    if verdict == "within noise"
+                    else ""
+                )
+                + "."
+            )
+    return [
+        f"## Paired comparisons on test ({paired['confidence']:.0%} paired bootstrap CI of "
+        f"the difference, the same {paired['n_resamples']} resamples for both models)",
+        "",
+        *headline,
+        "",
+        *_table(["difference", "metric", "selected − other [CI]", "verdict"], rows),
+        "",
+        f"The trained model is its first seed (`{paired['trained_seed']}`). Better or worse "
+        "means the whole interval of the difference lies on that side of 0.",
+        "",
+    ]
