@@ -38,6 +38,7 @@ import pandas as pd
 from reprotrain import config
 from reprotrain.config import TrainParams
 from reprotrain.data import io
+from reprotrain.data.schema import Feature, Schema
 from reprotrain.training import learning_curve
 from reprotrain.training.fitting import configure_torch, fit_and_score
 
@@ -85,8 +86,19 @@ def train_params(recipe: dict[str, Any], init_from: dict[str, Any] | None = None
     return config.parse_section("train", raw, source="benchmark")
 
 
-def schema(classes: list[int]) -> dict[str, Any]:
-    return {"task": "classification", "classes": classes, "image_shape": IMAGE_SHAPE}
+def schema(classes: list[int]) -> Schema:
+    """The schema `prepare` writes for digits, restricted to some of its classes."""
+    n_pixels = IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
+    features = tuple(Feature(f"pixel_{i}", "float64", "numeric") for i in range(n_pixels))
+    return Schema(
+        source="sklearn:digits",
+        target="label",
+        task="classification",
+        features=features,
+        classes=classes,
+        image_shape=IMAGE_SHAPE,
+        n_rows=0,
+    )
 
 
 def split(features: np.ndarray, labels: np.ndarray, shares: tuple[float, ...], seed: int):
@@ -156,7 +168,7 @@ def pretrain(case: Case, recipe: dict[str, Any], directory: Path) -> tuple[Path,
     train, dev = case.source
     fitted = fit_and_score(train_params(recipe), schema(case.source_classes), 0, train, dev)
     fitted.model.save(directory)
-    io.write_json(directory / "schema.json", schema(case.source_classes))
+    schema(case.source_classes).write(directory / "schema.json")
     return directory, fitted.dev_scores["accuracy"]
 
 

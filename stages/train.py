@@ -1,4 +1,5 @@
-"""Stage `train`: a baseline without ML and the configured model, one per seed.
+"""Stage `train`: a baseline without ML, a strong simple one and the configured model,
+one per seed.
 
 Reads train and dev only; dev is used for early stopping and nothing else.
 """
@@ -24,6 +25,7 @@ from reprotrain.config.paths import (
     SCHEMA,
     SPLIT_FILES,
     STAGE_OUTPUTS,
+    STRONG_BASELINE_DIR,
     TRAIN_HISTORY,
     TRAIN_METRICS,
     seed_dir,
@@ -34,7 +36,13 @@ from reprotrain.data.schema import Schema
 from reprotrain.data.tables import read_frame
 from reprotrain.metrics import dev_errors
 from reprotrain.models import choice, distributed, pretrained
-from reprotrain.models.model import Model, build_baseline, input_dtype, save_model
+from reprotrain.models.model import (
+    Model,
+    build_baseline,
+    build_strong_baseline,
+    input_dtype,
+    save_model,
+)
 from reprotrain.training import learning_curve, selection
 from reprotrain.training.fitting import (
     Arrays,
@@ -50,15 +58,27 @@ from reprotrain.training.fitting import (
 log = logging.getLogger(__name__)
 
 
-def fit_baseline(schema: Schema, train: Arrays, dev: Arrays) -> tuple[Model, dict[str, Any]]:
-    """The baseline without ML and its train and dev scores."""
-    baseline = build_baseline(schema.task, schema.n_classes)
-    baseline.fit(train, dev)
-    scores = {
-        split: metrics.score_model(baseline, schema.task, data)
-        for split, data in (("train", train), ("dev", dev))
+BASELINE_DIRS = {"baseline": BASELINE_DIR, "strong_baseline": STRONG_BASELINE_DIR}
+
+
+def fit_baselines(
+    schema: Schema, train: Arrays, dev: Arrays, seed: int
+) -> tuple[dict[str, Model], dict[str, Any]]:
+    """The baseline without ML and the strong simple one (an untuned scaled linear model),
+    with their train and dev scores: {name: model}, {name: {train, dev}}."""
+    models = {
+        "baseline": build_baseline(schema.task, schema.n_classes),
+        "strong_baseline": build_strong_baseline(schema.task, schema.n_classes, seed),
     }
-    return baseline, scores
+    scores = {}
+    for name, model in models.items():
+        model.fit(train, dev)
+        scores[name] = {
+            split: metrics.score_model(model, schema.task, data)
+            for split, data in (("train", train), ("dev", dev))
+        }
+    scores["strong_baseline"]["model"] = type(models["strong_baseline"].estimator[-1]).__name__
+    return models, scores
 
 
 class SeedRuns(Protocol):
@@ -96,18 +116,20 @@ def fit_seeds(
 
 
 def write_outputs(
-    baseline: Model,
+    baselines: dict[str, Model],
     preprocessor: Preprocessor,
     fitted: list[Fitted],
     summary: dict[str, Any],
     curve: list[dict[str, float]],
     analysis: dict[str, Any],
 ) -> None:
-    """models/baseline, models/model (one folder per seed), the metrics and the dev error
+    """models/baseline, models/strong_baseline, models/model (one folder per seed), the
+    metrics and the dev error
     analysis of the first seed's model, replaced
     together (a kill leaves the previous set or this one, never a mix)."""
     with outputs.replaced_together("train", STAGE_OUTPUTS["train"]) as staged:
-        save_model(baseline, preprocessor, staged.folder(BASELINE_DIR))
+        for name, baseline in baselines.items():
+            save_model(baseline, preprocessor, staged.folder(BASELINE_DIRS[name]))
         for run in fitted:
             save_model(run.model, preprocessor, seed_dir(staged.folder(MODEL_DIR), run.seed))
         io.write_json(staged.path(TRAIN_METRICS), summary)
@@ -149,7 +171,7 @@ def main() -> None:
     logged = {"base": base.model_dump(), "train": params.model_dump()}
     with tracking.stage_run("train", logged) as run, stage_logs.SeedRuns(run) as seed_runs:
         tracking.log_split_inputs(schema, {split: SPLIT_FILES[split] for split in ("train", "dev")})
-        baseline, baseline_scores = fit_baseline(schema, train, dev)
+        baselines, baseline_scores = fit_baselines(schema, train, dev, params.seeds[0])
         params, model_choice = selection.choose_model(params, schema, train, dev)
         fitted = fit_seeds(params, schema, train, dev, seed_runs, progress)
         summary = summarize(schema.task, baseline_scores, fitted) | {"model_choice": model_choice}
@@ -161,7 +183,7 @@ def main() -> None:
             first.model, schema, read_frame(SPLIT_FILES["dev"]), dev, first.seed
         )
         del train, dev  # what follows reads files: free the matrices before MLflow loads
-        write_outputs(baseline, preprocessor, fitted, summary, curve, analysis)
+        write_outputs(baselines, preprocessor, fitted, summary, curve, analysis)
         stage_logs.log_train(run.info.run_id, summary, fitted, seed_runs)
         tracking.log_artifact(run.info.run_id, LEARNING_CURVE)
         for path in sorted(DEV_ERRORS["model"].iterdir()):
@@ -171,11 +193,12 @@ def main() -> None:
     distributed.stop()
     primary = metrics.PRIMARY[schema.task]
     log.info(
-        "dev %s: model %.4f ± %.4f, baseline %.4f",
+        "dev %s: model %.4f ± %.4f, strong baseline %.4f, baseline %.4f",
         primary,
         summary["model"]["dev"][primary]["mean"],
         summary["model"]["dev"][primary]["std"],
-        baseline_scores["dev"][primary],
+        baseline_scores["strong_baseline"]["dev"][primary],
+        baseline_scores["baseline"]["dev"][primary],
     )
 
 

@@ -104,6 +104,10 @@ def _registered(repo: Path) -> list[tuple[str, str, str]]:
 
 
 def _last_evaluate_tags(repo: Path) -> dict[str, str]:
+    return _last_evaluate_run(repo).data.tags
+
+
+def _last_evaluate_run(repo: Path):
     from mlflow.tracking import MlflowClient
 
     from reprotrain import tracking
@@ -116,7 +120,7 @@ def _last_evaluate_tags(repo: Path) -> dict[str, str]:
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    return runs[0].data.tags
+    return runs[0]
 
 
 @pytest.mark.e2e
@@ -137,6 +141,13 @@ def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     assert 0 <= _value(test_scores["baseline"]["accuracy"]) <= 0.5  # iris: 3 balanced classes
     assert 0 <= test_scores["model"]["mean"]["accuracy"]["mean"] <= 1
     assert 0 <= _value(test_scores["tuned"]["accuracy"]) <= 1
+    # the strong simple baseline (scaled logistic regression) is far above the prior on iris
+    assert _value(test_scores["strong_baseline"]["accuracy"]) >= 0.8
+    assert "strong_baseline" in evaluate["paired"]["against"]
+    # the evaluate run opened before the work it records: before its outputs were written
+    run = _last_evaluate_run(repo).info
+    written_ms = (repo / paths.EVALUATE_METRICS).stat().st_mtime * 1000
+    assert run.start_time < written_ms < run.end_time, (run.start_time, written_ms, run.end_time)
     tune = json.loads((repo / paths.TUNE_METRICS).read_text())
     assert tune["n_trials"] == 2
     _check_mlflow(repo, commit)

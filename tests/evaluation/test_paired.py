@@ -60,16 +60,22 @@ def test_regression_rmse_lower_is_better(regression_frame) -> None:
 def test_compare_the_selected_model_with_each_alternative() -> None:
     y_true, a, b = two_classifiers()
     baseline = (np.zeros_like(y_true), np.full((len(y_true), 3), 1 / 3))
-    predictions = {"baseline": baseline, "seed-0": b, "seed-1": b, "tuned": a}
+    predictions = {"baseline": baseline, "strong_baseline": b, "seed-0": b, "seed-1": b, "tuned": a}
     params = BootstrapParams(n_resamples=300, confidence=0.95)
     result = paired.compare("classification", y_true, predictions, "tuned", params, seed=0)
     assert result["selected"] == "tuned" and result["trained_seed"] == "seed-0"
-    assert set(result["against"]) == {"baseline", "model"}
+    assert set(result["against"]) == {"baseline", "strong_baseline", "model"}
+    assert result["against"]["strong_baseline"]["accuracy"]["verdict"] == "better"
     assert result["against"]["model"]["accuracy"]["verdict"] == "better"
     assert result["against"]["baseline"]["accuracy"]["verdict"] == "better"
     section = "\n".join(report.paired_section(result, "accuracy"))
     assert "- tuned vs trained: **better** on test accuracy." in section
+    assert "- tuned vs strong baseline: **better** on test accuracy." in section
     assert "| tuned − trained | accuracy | +0.0500 [+0.0" in section
     trained = paired.compare("classification", y_true, predictions, "seed-0", params, seed=0)
-    assert trained["selected"] == "model" and set(trained["against"]) == {"baseline", "tuned"}
+    assert trained["selected"] == "model" and set(trained["against"]) == {
+        "baseline",
+        "strong_baseline",
+        "tuned",
+    }
     assert trained["against"]["tuned"]["accuracy"]["verdict"] == "worse"

@@ -54,6 +54,7 @@ def test_summarize_scores_each_seed_and_their_mean() -> None:
     y_true = rng.normal(size=40)
     predictions = {
         "baseline": (np.zeros(40), None),
+        "strong_baseline": (y_true + 0.5, None),
         "seed-0": (y_true + 0.1, None),
         "seed-1": (y_true - 0.3, None),
         "tuned": (y_true, None),
@@ -66,7 +67,9 @@ def test_summarize_scores_each_seed_and_their_mean() -> None:
     assert test["model"]["mean"]["mae"]["std"] == pytest.approx(np.std(seed_mae, ddof=1))
 
     flat = stage_logs.flat_scores(test)
+    assert test["strong_baseline"]["mae"]["value"] == pytest.approx(0.5)
     assert flat["test_tuned_rmse"] == 0.0 and "test_tuned_rmse_ci_low" in flat
+    assert flat["test_strong_baseline_mae"] == pytest.approx(0.5)
     assert "test_seed-1_mae" in flat and "test_model_mae_std" in flat
 
 
@@ -74,7 +77,13 @@ def test_model_dirs_order_seeds_numerically(workdir) -> None:
     root = workdir({})
     for seed in (10, 2):
         (root / "models" / "model" / f"seed-{seed}").mkdir(parents=True)
-    assert list(evaluation.model_dirs()) == ["baseline", "seed-2", "seed-10", "tuned"]
+    assert list(evaluation.model_dirs()) == [
+        "baseline",
+        "strong_baseline",
+        "seed-2",
+        "seed-10",
+        "tuned",
+    ]
 
 
 def test_a_curve_turned_off_reads_as_no_rows(tmp_path: Path) -> None:
@@ -137,4 +146,9 @@ def test_the_headline_is_a_few_numbers_of_the_committed_run() -> None:
     assert len(leaves) <= 40
     assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in leaves.values())
     primary = committed["evaluate"]["primary_metric"]
-    assert {f"selected.test.{primary}", "baseline.dev", "tune_best_dev"} <= set(leaves)
+    assert {
+        f"selected.test.{primary}",
+        "baseline.dev",
+        "strong_baseline.dev",
+        "tune_best_dev",
+    } <= set(leaves)

@@ -93,30 +93,51 @@ def test_more_data_verdict(dev_scores, verdict: str, reason: str) -> None:
     assert re.search(reason, result["reason"])
 
 
-CANDIDATE = {"value": 0.95, "ci_low": 0.93, "ci_high": 0.97}
+def _against(difference: float, low: float, high: float, verdict: str) -> dict:
+    return {"difference": difference, "ci_low": low, "ci_high": high, "verdict": verdict}
 
 
 @pytest.mark.parametrize(
-    ("champion_score", "champion_version", "moves", "reason"),
+    ("against", "champion_version", "moves", "reason"),
     [
-        pytest.param(None, None, True, "no champion yet", id="first"),
-        pytest.param(0.90, "3", True, "beats champion v3 0.9000", id="beats-beyond-ci"),
-        pytest.param(0.94, "3", False, "does not beat champion v3 0.9400 beyond", id="within-ci"),
-        pytest.param(0.99, "3", False, "does not beat", id="worse"),
+        pytest.param(None, None, True, "no champion yet; test accuracy 0.9500", id="first"),
+        pytest.param(
+            _against(0.05, 0.02, 0.08, "better"),
+            "3",
+            True,
+            "vs champion v3 0.9000: difference +0.0500 [+0.0200, +0.0800] (paired bootstrap): "
+            "beats the champion beyond the noise",
+            id="better",
+        ),
+        pytest.param(
+            _against(0.01, -0.01, 0.03, "within noise"),
+            "3",
+            False,
+            "within noise, the champion stays",
+            id="within-noise",
+        ),
+        pytest.param(
+            _against(-0.04, -0.07, -0.01, "worse"),
+            "3",
+            False,
+            "worse, the champion stays",
+            id="worse",
+        ),
         pytest.param(None, "3", False, "could not be scored", id="unscorable"),
     ],
 )
-def test_champion_decision(champion_score, champion_version, moves: bool, reason: str) -> None:
-    moved, why = verdicts.champion_decision("accuracy", CANDIDATE, champion_score, champion_version)
+def test_champion_decision(against, champion_version, moves: bool, reason: str) -> None:
+    moved, why = verdicts.champion_decision("accuracy", 0.95, against, champion_version)
     assert moved is moves
     assert reason in why
 
 
 def test_champion_decision_when_the_winner_is_a_registered_version() -> None:
-    moved, why = verdicts.champion_decision("accuracy", CANDIDATE, None, "3", "3")
+    moved, why = verdicts.champion_decision("accuracy", 0.95, None, "3", "3")
     assert (moved, why) == (False, "v3 is the champion already (the same model files)")
-    moved, why = verdicts.champion_decision("accuracy", CANDIDATE, 0.90, "3", "1")
-    assert moved and "beats champion v3 0.9000" in why
+    better = _against(0.05, 0.02, 0.08, "better")
+    moved, why = verdicts.champion_decision("accuracy", 0.95, better, "3", "1")
+    assert moved and "beats the champion beyond the noise" in why
 
 
 def test_fit_verdict_carries_the_scores_it_judged() -> None:

@@ -115,6 +115,7 @@ def test_the_headline_metrics_name_the_selected_models_test_score() -> None:
             "best_epoch": 11,
         },
         "baseline": {"test": {"accuracy": 0.1}, "dev": 0.11, "train_dev_gap": 0.0},
+        "strong_baseline": {"test": {"accuracy": 0.95}, "dev": 0.94, "train_dev_gap": 0.02},
         "tune_best_dev": 0.98,
     }
     assert stage_logs.headline_metrics(headline, "accuracy") == {
@@ -122,6 +123,7 @@ def test_the_headline_metrics_name_the_selected_models_test_score() -> None:
         "test_accuracy_ci_low": 0.98,
         "test_accuracy_ci_high": 1.0,
         "test_baseline_accuracy": 0.1,
+        "test_strong_baseline_accuracy": 0.95,
         "train_dev_gap": 0.01,
         "tune_best_dev": 0.98,
         "dev_accuracy": 0.97,

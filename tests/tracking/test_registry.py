@@ -69,6 +69,7 @@ def _summary(workspace: dict, name: str) -> dict:
     scores = evaluation.scored("classification", y_true, prediction, boot, seed=0)
     return {
         "primary_metric": "accuracy",
+        "bootstrap": {**boot.model_dump(), "seed": 0},
         "selected": {"model": "tuned", "reason": "test", "path": "models/tuned"},
         "test": {"tuned": scores},
     }
@@ -95,12 +96,16 @@ def test_champion_moves_only_beyond_the_interval(workspace: dict) -> None:
     better = _register(workspace, "good")
     assert better["champion"] == "moved", better["champion_reason"]
     assert (better["registered_version"], better["registration"]) == ("2", "new")
-    assert "beats champion v1" in better["champion_reason"]
+    assert "vs champion v1" in better["champion_reason"]
+    assert "beats the champion beyond the noise" in better["champion_reason"]
+    assert better["champion_comparison"] == "better"
 
     same = _register(workspace, "good_seed_1")
     assert (same["registered_version"], same["registration"]) == ("3", "new")
     assert same["champion"] == "kept"
-    assert "does not beat champion v2" in same["champion_reason"]
+    assert "vs champion v2" in same["champion_reason"]
+    assert same["champion_reason"].endswith("the champion stays")
+    assert same["champion_comparison"] in ("within noise", "worse")
     assert tracking.champion_version("blobs") == "2"
 
     client = MlflowClient()
@@ -136,7 +141,7 @@ def test_the_same_model_files_reuse_their_version(workspace: dict, mlflow_env: s
     old = _register(workspace, "baseline")  # an earlier version: reused, compared, kept
     assert (old["registered_version"], old["registration"]) == ("1", "reused")
     assert old["champion"] == "kept"
-    assert "does not beat champion v2" in old["champion_reason"]
+    assert old["champion_reason"].endswith("worse, the champion stays")
     assert (
         client.get_model_version("blobs", "1").tags["champion_decision"] == (old["champion_reason"])
     )
@@ -165,11 +170,8 @@ def test_champion_loads_with_pyfunc_and_predicts_new_rows(workspace: dict) -> No
 
     # A champion that cannot score the test set (a feature renamed) is not replaced.
     renamed = workspace["test"].rename(columns={"f0": "other"})
-    y_true = datasets.encode_target(renamed, workspace["schema"])
-    version, score, problem = registry.champion_on_test(
-        "blobs", workspace["schema"], renamed, y_true
-    )
-    assert (version, score) == ("1", None)
+    version, predicted, problem = registry.champion_on_test("blobs", workspace["schema"], renamed)
+    assert (version, predicted) == ("1", None)
     assert "KeyError" in problem or "f0" in problem
 
 

@@ -15,6 +15,8 @@ SPLIT_FILES = {name: SPLIT_DIR / f"{name}.parquet" for name in ("train", "dev", 
 
 MODELS_DIR = Path("models")
 BASELINE_DIR = MODELS_DIR / "baseline"
+# An untuned scaled linear model beside every model: what a simple method reaches.
+STRONG_BASELINE_DIR = MODELS_DIR / "strong_baseline"
 MODEL_DIR = MODELS_DIR / "model"
 TUNED_DIR = MODELS_DIR / "tuned"
 # Per-epoch training checkpoints (not a DVC output): a killed `train` resumes from here.
@@ -53,6 +55,7 @@ STAGE_OUTPUTS: dict[str, tuple[Path, ...]] = {
     "split": (*SPLIT_FILES.values(), SPLIT_METRICS),
     "train": (
         BASELINE_DIR,
+        STRONG_BASELINE_DIR,
         MODEL_DIR,
         LEARNING_CURVE,
         TRAIN_METRICS,

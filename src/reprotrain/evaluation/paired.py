@@ -71,10 +71,15 @@ def compare(
     bootstrap: Any,
     seed: int,
 ) -> dict[str, Any]:
-    """The selected model (`winner`: 'tuned' or a trained seed) against the baseline and
-    the other of trained (its first seed) / tuned, on the same resamples."""
+    """The selected model (`winner`: 'tuned' or a trained seed) against the two baselines
+    and the other of trained (its first seed) / tuned, on the same resamples."""
     first_seed = next(name for name in predictions if name.startswith("seed-"))
-    names = {"baseline": "baseline", "model": first_seed, "tuned": "tuned"}
+    names = {
+        "baseline": "baseline",
+        "strong_baseline": "strong_baseline",
+        "model": first_seed,
+        "tuned": "tuned",
+    }
     selected = "tuned" if winner == "tuned" else "model"
     against = {
         title: differences(

@@ -12,9 +12,9 @@ import pandas as pd
 
 from reprotrain import metrics
 from reprotrain.config import BootstrapParams, EvaluateParams
-from reprotrain.config.paths import BASELINE_DIR, MODEL_DIR, TUNED_DIR
+from reprotrain.config.paths import BASELINE_DIR, MODEL_DIR, STRONG_BASELINE_DIR, TUNED_DIR
 from reprotrain.data.schema import Schema
-from reprotrain.evaluation import bootstrap, verdicts
+from reprotrain.evaluation import bootstrap, paired, verdicts
 
 Prediction = tuple[np.ndarray, np.ndarray | None]  # labels or values, class probabilities
 
@@ -24,9 +24,10 @@ def seed_dirs(root: Path) -> list[Path]:
 
 
 def model_dirs() -> dict[str, Path]:
-    """Every model to score: baseline, each trained seed, tuned."""
+    """Every model to score: the baselines, each trained seed, tuned."""
     seeds = {path.name: path for path in seed_dirs(MODEL_DIR)}
-    return {"baseline": BASELINE_DIR, **seeds, "tuned": TUNED_DIR}
+    baselines = {"baseline": BASELINE_DIR, "strong_baseline": STRONG_BASELINE_DIR}
+    return {**baselines, **seeds, "tuned": TUNED_DIR}
 
 
 def read_curve(path: Path) -> list[dict[str, float]]:
@@ -103,13 +104,14 @@ def scores_on_test(
     params: EvaluateParams,
     seed: int,
 ) -> dict[str, dict]:
-    """Test scores of every model: baseline, trained (per seed and mean ± std), tuned."""
+    """Test scores of every model: the baselines, trained (per seed and mean ± std), tuned."""
     task, boot = schema.task, params.bootstrap
     test = {name: scored(task, y_true, pred, boot, seed) for name, pred in predictions.items()}
     seeds = {name: scores for name, scores in test.items() if name.startswith("seed-")}
     values = [{k: v["value"] for k, v in scores.items()} for scores in seeds.values()]
     return {
         "baseline": test["baseline"],
+        "strong_baseline": test["strong_baseline"],
         "model": {"seeds": seeds, "mean": metrics.summarize_seeds(values)},
         "tuned": test["tuned"],
     }
@@ -127,7 +129,7 @@ def headline(
     summary: dict[str, Any], train_summary: dict[str, Any], tune_summary: dict[str, Any]
 ) -> dict[str, Any]:
     """metrics/summary.json: the few numbers `dvc metrics` and `dvc exp show` compare, for
-    the selected model and the baseline: test score (primary metric, with its interval),
+    the selected model and the two baselines: test score (primary metric, with its interval),
     dev score, train - dev gap; the selected model's best epoch; tuning's best dev score."""
     primary = summary["primary_metric"]
 
@@ -144,17 +146,22 @@ def headline(
         seed = summary["selected"]["path"].rsplit("-", 1)[-1]
         fit = train_summary["model"]["seeds"][seed]
         train, dev = fit["train"][primary], fit["dev"][primary]
-    baseline = train_summary["baseline"]
+
+    def baseline(name: str) -> dict[str, Any]:
+        scores = train_summary[name]
+        return {
+            "test": test(summary["test"][name]),
+            "dev": scores["dev"][primary],
+            "train_dev_gap": scores["train"][primary] - scores["dev"][primary],
+        }
+
     selected = {"test": test(selected_scores(summary)), "dev": dev, "train_dev_gap": train - dev}
     if fit.get("best_epoch") is not None:
         selected["best_epoch"] = fit["best_epoch"]
     return {
         "selected": selected,
-        "baseline": {
-            "test": test(summary["test"]["baseline"]),
-            "dev": baseline["dev"][primary],
-            "train_dev_gap": baseline["train"][primary] - baseline["dev"][primary],
-        },
+        "baseline": baseline("baseline"),
+        "strong_baseline": baseline("strong_baseline"),
         "tune_best_dev": tune_summary["best_dev_score"],
     }
 
@@ -185,6 +192,8 @@ def summarize(
         "fit": all_verdicts(train_summary, tune_summary, primary, params),
         "baseline_dev": train_summary["baseline"]["dev"][primary],
         "learning_curve": verdicts.more_data_verdict(curve, params.more_data_gain),
+        # The selected model against each alternative, paired on the same test resamples.
+        "paired": paired.compare(task, y_true, predictions, winner, params.bootstrap, seed),
     }
     if task == "classification":
         y_pred = predictions[winner][0]

@@ -81,33 +81,33 @@ def more_data_verdict(curve: list[dict[str, float]], min_gain: float) -> dict[st
 
 def champion_decision(
     metric: str,
-    candidate: dict[str, float],
-    champion_score: float | None,
+    candidate_score: float,
+    against_champion: dict[str, Any] | None,
     champion_version: str | None,
     candidate_version: str | None = None,
 ) -> tuple[bool, str]:
-    """Move the champion alias only when the candidate wins beyond its confidence interval.
+    """Move the champion alias only when the candidate beats it beyond the noise.
 
-    `candidate` is the winner's test score as {value, ci_low, ci_high}; `champion_score`
-    is the current champion's score on the same test set (None: there is no champion).
-    The candidate must have its lower bound above the champion's score.
-    `candidate_version`: the registered version the winner already is (same files), if any;
-    when that is the champion, there is nothing to decide.
+    `against_champion` is the paired comparison on the primary metric of the candidate
+    minus the current champion, both scored on the same test resamples
+    ({difference, ci_low, ci_high, verdict}; None: the champion could not be scored). The
+    alias moves only on the verdict "better": the whole interval of the difference lies on
+    the better side of 0. `candidate_version`: the registered version the winner already is
+    (same files), if any; when that is the champion, there is nothing to decide.
     """
-    value = candidate["value"]
     if champion_version is not None and candidate_version == champion_version:
         return False, f"v{champion_version} is the champion already (the same model files)"
     if champion_version is None:
-        return True, f"no champion yet; test {metric} {value:.4f}"
-    if champion_score is None:
+        return True, f"no champion yet; test {metric} {candidate_score:.4f}"
+    if against_champion is None:
         return False, f"champion v{champion_version} could not be scored on this test set"
-    low = candidate.get("ci_low", value)
-    if low > champion_score:
-        return True, (
-            f"test {metric} {value:.4f} (CI low {low:.4f}) beats champion "
-            f"v{champion_version} {champion_score:.4f}"
-        )
-    return False, (
-        f"test {metric} {value:.4f} (CI low {low:.4f}) does not beat champion "
-        f"v{champion_version} {champion_score:.4f} beyond the confidence interval"
+    difference = against_champion["difference"]
+    interval = f"[{against_champion['ci_low']:+.4f}, {against_champion['ci_high']:+.4f}]"
+    compared = (
+        f"test {metric} {candidate_score:.4f} vs champion v{champion_version} "
+        f"{candidate_score - difference:.4f}: difference {difference:+.4f} {interval} "
+        "(paired bootstrap)"
     )
+    if against_champion["verdict"] == "better":
+        return True, f"{compared}: beats the champion beyond the noise"
+    return False, f"{compared}: {against_champion['verdict']}, the champion stays"

@@ -14,7 +14,12 @@ REPORTED = {
     "regression": ["rmse", "mae", "r2"],
 }
 LOWER_IS_BETTER = {"log_loss", "rmse", "mae", "mse"}
-MODEL_TITLES = {"baseline": "baseline", "model": "trained", "tuned": "tuned"}
+MODEL_TITLES = {
+    "baseline": "baseline",
+    "strong_baseline": "strong baseline",
+    "model": "trained",
+    "tuned": "tuned",
+}
 PLOT_TITLES = {
     "confusion_matrix.png": "Confusion matrix (selected model, test)",
     "roc.png": "ROC curves (selected model, test)",
@@ -57,11 +62,18 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def scores_table(summary: dict[str, Any]) -> list[str]:
     test, metrics = summary["test"], REPORTED[summary["task"]]
     n_seeds = len(test["model"]["seeds"])
-    header = ["metric", "baseline", f"trained (mean ± std, {n_seeds} seeds)", "tuned"]
+    header = [
+        "metric",
+        "baseline",
+        "strong baseline",
+        f"trained (mean ± std, {n_seeds} seeds)",
+        "tuned",
+    ]
     rows = [
         [
             _label(metric),
             with_ci(test["baseline"].get(metric)),
+            with_ci(test["strong_baseline"].get(metric)),
             mean_std(test["model"]["mean"].get(metric)),
             with_ci(test["tuned"].get(metric)),
         ]

@@ -3,10 +3,13 @@
 An evaluate run registers its winner as a new version (with signature and input example)
 unless a version of the same registered model holds the same files already (the version
 tag `model_digest`): then that version is reused, so rerunning the pipeline adds nothing
-to the registry. The alias `champion` moves to the winner only when its test score's
-lower confidence bound beats the current champion rescored on the same test set;
-otherwise the run and the version carry the reason. MLflow calls go through
-`reprotrain.tracking`.
+to the registry. The alias `champion` moves to the winner only when it beats the current
+champion beyond the noise: both predict the same test rows, and the paired bootstrap
+interval of the difference (the same resamples for both, as evaluate's paired
+comparisons) must lie wholly above 0. Otherwise the run and the version carry the reason.
+The champion is the store's, not a pipeline input, so this comparison lives in MLflow (run
+tags) and never in the DVC outputs, which stay reproducible from a fresh clone. MLflow
+calls go through `reprotrain.tracking`.
 """
 
 from __future__ import annotations
@@ -18,39 +21,63 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reprotrain import metrics, tracking
+from reprotrain import tracking
 from reprotrain.config.paths import SPLIT_FILES
 from reprotrain.data import datasets, io
 from reprotrain.data.schema import Schema
-from reprotrain.evaluation import verdicts
+from reprotrain.evaluation import paired, verdicts
 from reprotrain.evaluation.summary import selected_scores
+from reprotrain.models.model import load_model, predict_rows
 
 log = logging.getLogger(__name__)
 
 
-def frame_score(schema: Schema, y_true: np.ndarray, predictions: pd.DataFrame) -> float:
-    """The primary score of a pyfunc prediction frame (column `prediction`)."""
+def frame_predictions(schema: Schema, predictions: pd.DataFrame) -> np.ndarray:
+    """A pyfunc prediction frame (column `prediction`) as encoded targets: class indices
+    (-1 for a label this schema does not know) or float values."""
     predicted = predictions["prediction"].tolist()
     if schema.task == "classification":
         index = {label: position for position, label in enumerate(schema.labels)}
-        labels = np.array([index.get(label, -1) for label in predicted])
-        return metrics.scores("classification", y_true, labels)["accuracy"]
-    return metrics.scores("regression", y_true, np.asarray(predicted, dtype=np.float64))["r2"]
+        return np.array([index.get(label, -1) for label in predicted])
+    return np.asarray(predicted, dtype=np.float64)
 
 
 def champion_on_test(
-    name: str, schema: Schema, test_frame: pd.DataFrame, y_true: np.ndarray
-) -> tuple[str | None, float | None, str]:
-    """(version, score on this test set, problem) of the current champion, if any."""
+    name: str, schema: Schema, test_frame: pd.DataFrame
+) -> tuple[str | None, np.ndarray | None, str]:
+    """(version, its predictions of the test rows, problem) of the current champion."""
     version = tracking.champion_version(name)
     if version is None:
         return None, None, ""
     try:
         rows = datasets.feature_frame(test_frame, schema)
-        predictions = tracking.predict_registered(name, rows)
-        return version, frame_score(schema, y_true, predictions), ""
+        return version, frame_predictions(schema, tracking.predict_registered(name, rows)), ""
     except Exception as exc:  # noqa: BLE001 - any failure means it cannot be compared
         return version, None, f"{type(exc).__name__}: {exc}"[:300]
+
+
+def against_champion(
+    schema: Schema,
+    summary: dict[str, Any],
+    test_frame: pd.DataFrame,
+    winner_dir: Path,
+    champion_predictions: np.ndarray,
+) -> dict[str, Any] | None:
+    """The winner minus the champion on the primary metric, paired on evaluate's test
+    resamples (its bootstrap settings and seed)."""
+    y_true = datasets.encode_target(test_frame, schema)
+    winner, _ = predict_rows(load_model(winner_dir), test_frame)
+    boot = summary["bootstrap"]
+    scores = paired.differences(
+        schema.task,
+        y_true,
+        (winner, None),
+        (champion_predictions, None),
+        boot["n_resamples"],
+        boot["confidence"],
+        boot["seed"],
+    )
+    return scores.get(summary["primary_metric"])
 
 
 def register_winner(
@@ -61,24 +88,21 @@ def register_winner(
     test_frame: pd.DataFrame,
     winner_dir: Path,
 ) -> dict[str, str]:
-    """Register the winner (or reuse its version); move `champion` if it wins beyond the
-    interval."""
+    """Register the winner (or reuse its version); move `champion` if it beats the
+    current one beyond the noise."""
     name = tracking.registered_model_name(schema, params.model_name)
     primary = summary["primary_metric"]
-    candidate = selected_scores(summary)[primary]
+    candidate = selected_scores(summary)[primary]["value"]
     digest = io.tree_digest(winner_dir)
     reused = tracking.find_version_by_digest(name, digest)
-    champion: str | None
-    if reused is not None and reused == tracking.champion_version(name):
-        champion, champion_score, problem = reused, None, ""  # nothing to rescore
-    else:
-        y_true = datasets.encode_target(test_frame, schema)
-        champion, champion_score, problem = champion_on_test(name, schema, test_frame, y_true)
+    champion, comparison, problem = tracking.champion_version(name), None, ""
+    if champion is not None and reused != champion:
+        champion, predicted, problem = champion_on_test(name, schema, test_frame)
+        if predicted is not None:
+            comparison = against_champion(schema, summary, test_frame, winner_dir, predicted)
 
     version = reused or _register_new(name, schema, summary, test_frame, winner_dir, digest)
-    promote, reason = verdicts.champion_decision(
-        primary, candidate, champion_score, champion, reused
-    )
+    promote, reason = verdicts.champion_decision(primary, candidate, comparison, champion, reused)
     if problem:
         reason = f"{reason} ({problem})"
     if promote:
@@ -91,6 +115,8 @@ def register_winner(
         "champion_version": version if promote else str(champion),
         "champion_reason": reason,
     }
+    if comparison is not None:
+        outcome["champion_comparison"] = comparison["verdict"]
     # A champion reused as is keeps the decision that made it champion.
     if reused is None or reused != champion:
         tracking.set_version_tags(name, version, {"champion_decision": reason})

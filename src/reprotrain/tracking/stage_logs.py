@@ -5,9 +5,11 @@ end); the summaries, plots and models are logged after the stage has written its
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +204,7 @@ def log_study(run_id: str, study: optuna.Study, summary: dict[str, Any], seed: i
 def flat_scores(test: dict[str, Any]) -> dict[str, float]:
     """MLflow metric names: test_tuned_accuracy, test_tuned_accuracy_ci_low, ..."""
     flat: dict[str, float] = {}
-    for model in ("baseline", "tuned"):
+    for model in ("baseline", "strong_baseline", "tuned"):
         for key, value in flatten(test[model], "_").items():
             flat[f"test_{model}_{key}".removesuffix("_value")] = value
     for seed, scores in test["model"]["seeds"].items():
@@ -218,6 +220,7 @@ def headline_metrics(headline: dict[str, Any], primary: str) -> dict[str, float]
     selected, baseline = headline["selected"], headline["baseline"]
     values = {f"test_{key}": value for key, value in selected["test"].items()}
     values[f"test_baseline_{primary}"] = baseline["test"][primary]
+    values[f"test_strong_baseline_{primary}"] = headline["strong_baseline"]["test"][primary]
     values["train_dev_gap"] = selected["train_dev_gap"]
     values["tune_best_dev"] = headline["tune_best_dev"]
     values[f"dev_{primary}"] = selected["dev"]
@@ -227,8 +230,17 @@ def headline_metrics(headline: dict[str, Any], primary: str) -> dict[str, float]
     return values
 
 
+@contextlib.contextmanager
+def evaluation_run(base: BaseParams, params: EvaluateParams) -> Iterator[Any]:
+    """The evaluate run, opened when the stage starts, with every param that made the
+    models (params.yaml whole: the runs that hold test scores compare by them)."""
+    produced_by = runs.params_file() or {"base": {"seed": base.seed}}
+    with runs.stage_run("evaluate", produced_by | {"evaluate": params.model_dump()}) as run:
+        yield run
+
+
 def log_evaluation(
-    base: BaseParams,
+    run: Any,
     params: EvaluateParams,
     schema: Schema,
     summary: dict[str, Any],
@@ -236,34 +248,28 @@ def log_evaluation(
     test_frame: Any,
     winner_dir: Path,
 ) -> None:
-    """The evaluate run: every param that made the model, the headline scores (also on the
-    execution's parent run), test input, all scores, verdict tags, plots, report; then the
-    registry."""
-    produced_by = runs.params_file() or {"base": {"seed": base.seed}}
-    logged = produced_by | {"evaluate": params.model_dump()}
-    with runs.stage_run("evaluate", logged) as run:
-        run_id = run.info.run_id
-        headline_scores = headline_metrics(headline, summary["primary_metric"])
-        runs.log_metrics(run_id, headline_scores)
-        runs.log_metrics(run.data.tags[runs.PARENT_TAG], headline_scores)
-        runs.log_split_inputs(schema, {"test": SPLIT_FILES["test"]})
-        runs.log_metrics(run_id, flat_scores(summary["test"]))
-        selected = summary["selected"]["model"]
-        runs.set_tags(
-            run_id,
-            {
-                "fit_verdict": summary["fit"][selected]["verdict"],
-                "fit_remedy": summary["fit"][selected]["remedy"],
-                "learning_curve": summary["learning_curve"]["verdict"],
-                "selected_model": selected,
-            },
-        )
-        runs.log_artifact(run_id, EVALUATE_METRICS)
-        runs.log_artifact(run_id, SUMMARY_METRICS)
-        runs.log_artifact(run_id, REPORT)
-        for path in sorted(PLOTS_DIR.iterdir()):  # PNGs at the top, tables under plots/
-            runs.log_artifact(run_id, path, None if path.suffix == ".png" else "plots")
-        if params.registry.enabled:
-            registry.register_winner(
-                run_id, params.registry, schema, summary, test_frame, winner_dir
-            )
+    """On the evaluate run: the headline scores (also on the execution's parent run), test
+    input, all scores, verdict tags, plots, report; then the registry."""
+    run_id = run.info.run_id
+    headline_scores = headline_metrics(headline, summary["primary_metric"])
+    runs.log_metrics(run_id, headline_scores)
+    runs.log_metrics(run.data.tags[runs.PARENT_TAG], headline_scores)
+    runs.log_split_inputs(schema, {"test": SPLIT_FILES["test"]})
+    runs.log_metrics(run_id, flat_scores(summary["test"]))
+    selected = summary["selected"]["model"]
+    runs.set_tags(
+        run_id,
+        {
+            "fit_verdict": summary["fit"][selected]["verdict"],
+            "fit_remedy": summary["fit"][selected]["remedy"],
+            "learning_curve": summary["learning_curve"]["verdict"],
+            "selected_model": selected,
+        },
+    )
+    runs.log_artifact(run_id, EVALUATE_METRICS)
+    runs.log_artifact(run_id, SUMMARY_METRICS)
+    runs.log_artifact(run_id, REPORT)
+    for path in sorted(PLOTS_DIR.iterdir()):  # PNGs at the top, tables under plots/
+        runs.log_artifact(run_id, path, None if path.suffix == ".png" else "plots")
+    if params.registry.enabled:
+        registry.register_winner(run_id, params.registry, schema, summary, test_frame, winner_dir)

@@ -180,8 +180,9 @@ def fit_and_score(
     )
 
 
-def summarize(task: str, baseline: dict[str, Any], fitted: list[Fitted]) -> dict[str, Any]:
-    """train.json: baseline and model scores on train and dev, per seed and mean ± std."""
+def summarize(task: str, baselines: dict[str, Any], fitted: list[Fitted]) -> dict[str, Any]:
+    """train.json: the baselines' scores (`baseline`, `strong_baseline`) and the model's
+    on train and dev, per seed and mean ± std."""
     per_seed = {
         str(run.seed): {
             "train": run.train_scores,
@@ -194,7 +195,7 @@ def summarize(task: str, baseline: dict[str, Any], fitted: list[Fitted]) -> dict
     return {
         "task": task,
         "primary_metric": metrics.PRIMARY[task],
-        "baseline": baseline,
+        **baselines,
         "model": {
             # the first seed: its per-epoch history is metrics/train_history.csv
             "history_seed": fitted[0].seed,
