@@ -139,14 +139,13 @@ def main(argv: list[str] | None = None) -> None:
     distributed.launch(params.processes, "stages.tune", base.threads)  # > 1: under torchrun
     if distributed.is_main():
         outputs.recover()  # a killed run's outputs, completed before anything reads them
-    runner.search_params(train_params, params)  # params errors come before any data is read
+    runner.check_before_data(train_params, params)  # params errors before any data is read
     schema = Schema.read(SCHEMA)
     # auto: the CNN on image-shaped data, gradient boosting on tables (the one searched;
     # train also fits the linear candidate and keeps the better on dev)
     model = choice.resolve(train_params.model, schema)
     train_params = train_params.model_copy(update={"model": model})
     train_params, params = runner.search_params(train_params, params)
-    runner.check_wiring(train_params, params)
     preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(train_params.model))
     search = runner.make_search(base, train_params, params, schema, train, dev)
     configure_torch(base)  # always: the search may pick a torch model whatever train.model is

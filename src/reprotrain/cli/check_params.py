@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def main() -> None:
     loaded = dict(zip(SECTIONS, config.load(*SECTIONS), strict=True))
     train_params, tune_params = cast(TrainParams, loaded["train"]), cast(TuneParams, loaded["tune"])
-    runner.check_wiring(*runner.search_params(train_params, tune_params))
+    runner.check_before_data(train_params, tune_params)
     log.info("%s: every section valid (%s)", PARAMS_FILE, ", ".join(SECTIONS))
 
 

@@ -176,6 +176,7 @@ class HistGradientBoostingParams(Section):
     learning_rate: PositiveFloat
     max_iter: Annotated[int, Field(ge=1)]
     max_leaf_nodes: Annotated[int, Field(ge=2)]
+    min_samples_leaf: Annotated[int, Field(ge=1)]
     l2_regularization: NonNegFloat
     early_stopping: bool
 
@@ -381,8 +382,10 @@ class TuneParams(Section):
     processes: Annotated[int, Field(ge=1, le=1024)]
     storage: str | None  # null: in memory; sqlite:///f.db, journal:///f.journal, postgresql://
     study_name: Annotated[str, Field(min_length=1, max_length=200)]
-    fixed: dict[str, Any]  # train.* values every trial uses (searched: none)
-    space: dict[str, SpaceParam]
+    # train.* values every trial uses, and the train.* keys searched; auto: the chosen
+    # model's defaults (reprotrain.tuning.defaults)
+    fixed: dict[str, Any] | Literal["auto"]
+    space: dict[str, SpaceParam] | Literal["auto"]
 
     @model_validator(mode="after")
     def _has_budget(self) -> TuneParams:
@@ -596,7 +599,8 @@ def leaf_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
 def _one_line(exc: ValidationError, model: type[BaseModel], section: str, source: str) -> str:
     """The first validation error as 'file: key: what is allowed, got what'."""
     error = exc.errors(include_url=False)[0]
-    loc = [str(part) for part in error["loc"]]
+    # a union's member tags ('literal[...]', 'dict[...]') are not keys: dropped
+    loc = [str(part) for part in error["loc"] if "[" not in str(part)]
     key = ".".join([section, *loc])
     given = error.get("input")
     if error["type"] == "extra_forbidden":

@@ -31,6 +31,12 @@ def candidates(model: str, schema: Schema) -> list[str]:
     return [TABULAR_MODEL, linear_model(schema.task)]
 
 
+def searchable(model: str) -> list[str]:
+    """The models `tune` may search under `train.model` before the data is known: itself,
+    or under auto the CNN (image-shaped data) and gradient boosting (tables)."""
+    return [IMAGE_MODEL, TABULAR_MODEL] if model == AUTO else [model]
+
+
 def resolve(model: str, schema: Schema) -> str:
     """The one model `tune` searches: the named model, or auto's first candidate."""
     return candidates(model, schema)[0]

@@ -315,6 +315,7 @@ def _hist_gradient_boosting(params: TrainParams, task: str, seed: int) -> Any:
         "learning_rate": section.learning_rate,
         "max_iter": section.max_iter,
         "max_leaf_nodes": section.max_leaf_nodes,
+        "min_samples_leaf": section.min_samples_leaf,
         "l2_regularization": section.l2_regularization,
         "early_stopping": section.early_stopping,
         "random_state": seed,

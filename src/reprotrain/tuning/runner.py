@@ -21,8 +21,9 @@ from reprotrain.config import BaseParams, TrainParams, TuneParams, wiring
 from reprotrain.config.errors import UserError
 from reprotrain.config.secrets import redact
 from reprotrain.data.schema import Schema
+from reprotrain.models import choice
 from reprotrain.training.fitting import Fitted, fit_and_score
-from reprotrain.tuning import group
+from reprotrain.tuning import defaults, group
 from reprotrain.tuning import search as space
 from reprotrain.tuning.trials import Budget, StudyLock, next_action, run_trials
 
@@ -98,17 +99,30 @@ def search_params(train_params: TrainParams, params: TuneParams) -> tuple[TrainP
     """What every trial starts from (`tune.fixed` applied) and the space actually searched,
     every value of it checked. Reads no file: params errors come before any data is read.
     """
+    params = defaults.resolve(params, train_params.model)  # auto: the model's space and fixed
     train_params = space.trial_params(train_params, params)
     params = space.without_pretrained_layers(params, train_params)
-    space.validate_space(params.space, train_params)
+    space.validate_space(space.space_of(params), train_params)
     return train_params, params
 
 
-def check_wiring(train_params: TrainParams, params: TuneParams) -> None:
-    """dvc.yaml lists for tune every train key it reads (both as `search_params` returns
-    them): else a change of that key would not rerun tune."""
-    keys = space.train_keys_read(params, train_params)
-    wiring.check_listed("tune", keys, "tune.space and tune.fixed do not set it")
+def check_before_data(train_params: TrainParams, params: TuneParams) -> None:
+    """Before any data is read: the search params of every model tune may search (under
+    `train.model: auto`, the CNN or gradient boosting: at least one must accept them), and
+    that dvc.yaml lists for tune every train key any of these searches reads, else a
+    change of that key would not rerun tune."""
+    keys: set[str] = set()
+    errors: list[UserError] = []
+    for model in choice.searchable(train_params.model):
+        try:
+            resolved = search_params(train_params.model_copy(update={"model": model}), params)
+        except UserError as exc:
+            errors.append(exc)
+            continue
+        keys |= set(space.train_keys_read(resolved[1], resolved[0]))
+    if errors and not keys:
+        raise errors[0]
+    wiring.check_listed("tune", sorted(keys), "tune.space and tune.fixed do not set it")
 
 
 def make_search(
@@ -145,7 +159,7 @@ def make_objective(search: Search, observer: TrialObserver) -> Callable[[optuna.
     def objective(trial: optuna.Trial) -> float:
         count = f" ({trial.number + 1} of {n_trials})" if n_trials else ""
         name = f"trial {trial.number}{count}"  # numbered as in tune_trials.csv and MLflow
-        overrides = space.suggest(trial, search.params.space)
+        overrides = space.suggest(trial, space.space_of(search.params))
         log.info("%s: %s", name, overrides)
         group.announce(group.TRIAL, overrides, name)  # under torchrun: the group trains it
         observer.started(trial, overrides)
@@ -208,7 +222,7 @@ def coordinate(
             study.set_user_attr(PARENT_ATTR, "")
     best_trial = space.best_trial(study)
     overrides, label = (
-        space.decode_params(best_trial.params, params.space),
+        space.decode_params(best_trial.params, space.space_of(params)),
         "refit of the best trial",
     )
     group.announce(group.REFIT, overrides, label)
@@ -254,9 +268,9 @@ def summarize(
         "metric": search.objective.metric,
         "direction": search.objective.direction,
         "pruner": params.pruner,
-        "fixed": params.fixed,
+        "fixed": space.fixed_of(params),
         "best_trial": best_trial.number,
-        "best_params": space.decode_params(best_trial.params, params.space),
+        "best_params": space.decode_params(best_trial.params, space.space_of(params)),
         "best_dev_score": best_trial.value,
         "n_trials": len(study.get_trials(deepcopy=False)),
         "trial_states": space.state_counts(study),

@@ -22,9 +22,10 @@ import optuna
 from reprotrain import config, metrics
 from reprotrain.config import SpaceParam, TrainParams, TuneParams
 from reprotrain.config.errors import UserError
-from reprotrain.config.params import AUTO
 from reprotrain.config.secrets import redact
 from reprotrain.training import fitting
+from reprotrain.tuning import defaults
+from reprotrain.tuning.defaults import fixed_of, space_of
 from reprotrain.tuning.journal import HeartbeatJournalStorage
 
 log = logging.getLogger(__name__)
@@ -73,35 +74,36 @@ def tunable_keys() -> list[str]:
 
 
 def train_keys_read(params: TuneParams, train_params: TrainParams) -> list[str]:
-    """The train.* keys a search takes from train's params: all but those `tune.space`
-    searches and `tune.fixed` sets, and but the sections of models no trial builds (both as
-    `runner.search_params` returns them). dvc.yaml lists these for tune, so an experiment
-    changing only a searched key (say optim.lr) reruns train, not tune."""
-    # auto before the data resolves it (make repro's check): any model may be built
-    models = set(config.MODEL_NAMES) if train_params.model == AUTO else {train_params.model}
-    if "model" in params.space:
-        models |= set(params.space["model"].choices or [])
-    set_by_tune = set(params.space) | set(params.fixed) | set(NOT_READ_BY_TUNE)
+    """The train.* keys a search takes from train's params, for a concrete
+    `train_params.model` (both as `runner.search_params` returns them): all but those
+    `tune.space` searches and `tune.fixed` sets, and but those no model a trial builds
+    reads (another model's section; the torch sections for a scikit-learn model). dvc.yaml
+    lists these for tune, so an experiment changing only a searched key (say optim.lr)
+    reruns train, not tune."""
+    searched, fixed = space_of(params), fixed_of(params)
+    models = {train_params.model}
+    if "model" in searched:
+        models |= set(searched["model"].choices or [])
+    set_by_tune = set(searched) | set(fixed) | set(NOT_READ_BY_TUNE)
     return [
         f"train.{key}"
         for key in config.leaf_keys(TrainParams)
-        if key not in set_by_tune
-        and not (key.split(".")[0] in config.MODEL_NAMES and key.split(".")[0] not in models)
+        if key not in set_by_tune and any(defaults.reads(model, key) for model in models)
     ]
 
 
 def trial_params(train_params: TrainParams, params: TuneParams) -> TrainParams:
     """The train params every trial starts from: train's, with `tune.fixed` applied."""
-    _check_keys("fixed", params.fixed)
-    for key, value in params.fixed.items():
-        if key in params.space:
+    _check_keys("fixed", fixed_of(params))
+    for key, value in fixed_of(params).items():
+        if key in space_of(params):
             raise UserError(
                 f"params.yaml: tune.fixed: {key!r} is also in tune.space; a key is either "
                 "fixed or searched, got both"
             )
         _check_value("fixed", key, value, train_params)
     try:
-        return apply(train_params, params.fixed)
+        return apply(train_params, fixed_of(params))
     except UserError as exc:
         raise UserError(
             f"params.yaml: tune.fixed: values do not fit together ({_reason(exc)})"
@@ -125,10 +127,10 @@ def without_pretrained_layers(params: TuneParams, train_params: TrainParams) -> 
 
     if train_params.init_from.mode == "none":
         return params
-    fixed = [key for key in params.space if key in ARCHITECTURE_KEYS]
+    fixed = [key for key in space_of(params) if key in ARCHITECTURE_KEYS]
     if not fixed:
         return params
-    space = {key: spec for key, spec in params.space.items() if key not in fixed}
+    space = {key: spec for key, spec in space_of(params).items() if key not in fixed}
     if not space:
         raise UserError(
             "params.yaml: tune.space: needs a key that train.init_from leaves free (e.g. "
@@ -240,7 +242,7 @@ def trial_budget(params: TuneParams) -> int | None:
     """Total trials of the study: n_trials, capped by the grid's size under method grid."""
     if params.method != "grid":
         return params.n_trials
-    size = grid_size(params.space, params.grid_points)
+    size = grid_size(space_of(params), params.grid_points)
     return size if params.n_trials is None else min(params.n_trials, size)
 
 
@@ -310,7 +312,7 @@ def make_sampler(
     params: TuneParams, seed: int, parallel: bool = False
 ) -> optuna.samplers.BaseSampler:
     if params.method == "grid":
-        return BudgetedGridSampler(grid(params.space, params.grid_points), seed=seed)
+        return BudgetedGridSampler(grid(space_of(params), params.grid_points), seed=seed)
     if params.method == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     with warnings.catch_warnings():  # constant_liar is experimental
@@ -338,7 +340,7 @@ def make_pruner(params: TuneParams, max_epochs: int) -> optuna.pruners.BasePrune
 
 def max_epochs(params: TuneParams, train_params: TrainParams) -> int:
     """The most epochs a trial can run: train.optim.epochs or the top of its range."""
-    spec = params.space.get("optim.epochs")
+    spec = space_of(params).get("optim.epochs")
     if spec is None:
         return train_params.optim.epochs
     if spec.type == "categorical":
@@ -464,7 +466,7 @@ def fingerprint(
     may not, or trials of different searches would mix.
     """
     recipe = {
-        "space": {key: spec.model_dump() for key, spec in params.space.items()},
+        "space": {key: spec.model_dump() for key, spec in space_of(params).items()},
         "method": params.method,
         "grid_points": params.grid_points,
         "objective": [objective.metric, objective.direction],
