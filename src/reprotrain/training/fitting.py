@@ -70,6 +70,21 @@ def read_arrays(
     return features, np.concatenate(targets)
 
 
+def configure_threads(base: BaseParams) -> None:
+    """`base.threads` caps OpenMP and BLAS (HistGradientBoosting, numpy, scikit-learn's
+    linear models): the environment for libraries loaded later, threadpoolctl for those
+    loaded already. Process-wide, until the stage ends."""
+    import os
+
+    from threadpoolctl import threadpool_limits
+
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(base.threads)
+    import sklearn.ensemble  # noqa: F401  loads scikit-learn's OpenMP runtime, to be capped
+
+    threadpool_limits(limits=base.threads)
+
+
 def configure_torch(base: BaseParams, model: str | None = None) -> None:
     """A fixed thread count and deterministic kernels: same params, same bytes.
 
@@ -78,6 +93,7 @@ def configure_torch(base: BaseParams, model: str | None = None) -> None:
     """
     import os
 
+    configure_threads(base)
     if model is not None and model not in TORCH_MODELS:
         return
     import torch
