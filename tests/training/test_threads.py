@@ -19,3 +19,17 @@ def test_base_threads_caps_every_loaded_thread_pool(monkeypatch) -> None:
         assert any(pool["user_api"] == "openmp" for pool in pools)  # scikit-learn's OpenMP
         assert {pool["num_threads"] for pool in pools} == {1}
         assert os.environ["OMP_NUM_THREADS"] == "1"
+
+
+def test_random_forest_workers_follow_base_threads(monkeypatch) -> None:
+    from reprotrain.models.model import SklearnModel
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # recorded: the test's value goes afterwards
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    train = repo_params.parse("train", {"model": "random_forest"})
+    forest = SklearnModel.from_params(train, "classification", 2, seed=0).estimator[-1]
+    assert forest.n_jobs == 1  # nothing set a cap
+    with threadpool_limits(limits=None):
+        configure_threads(repo_params.parse("base", {"threads": 2}))
+        forest = SklearnModel.from_params(train, "classification", 2, seed=0).estimator[-1]
+    assert forest.n_jobs == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,6 +292,13 @@ def _svm(params: TrainParams, task: str, seed: int) -> Any:
     )
 
 
+def n_jobs() -> int:
+    """Workers for scikit-learn's joblib-parallel models (random forest): `base.threads`,
+    which `training.fitting.configure_threads` puts in OMP_NUM_THREADS for every library
+    of the stage; 1 where nothing set it."""
+    return int(os.environ.get("OMP_NUM_THREADS", "1"))
+
+
 def _random_forest(params: TrainParams, task: str, seed: int) -> Any:
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
@@ -300,7 +308,7 @@ def _random_forest(params: TrainParams, task: str, seed: int) -> Any:
         "max_depth": section.max_depth,
         "min_samples_leaf": section.min_samples_leaf,
         "random_state": seed,
-        "n_jobs": 1,
+        "n_jobs": n_jobs(),
     }
     if task == "regression":
         return RandomForestRegressor(**common)
