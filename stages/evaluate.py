@@ -1,15 +1,17 @@
 """Stage `evaluate`: the only stage that reads the test split.
 
-Scores the baseline, the trained model (every seed, mean ± std) and the tuned model on
-test, each with a bootstrap confidence interval; picks the model to report by its dev
-score (never by test); writes the fit verdict, the plots (CSV for DVC, PNG for the
+Scores both baselines, the trained model (every seed, mean ± std) and the tuned model on
+test, each with a bootstrap confidence interval; picks the model to report on dev, never
+on test (the tuned model only when it beats the trained one beyond the noise, paired);
+writes the fit verdict, the paired comparisons, the plots (CSV for DVC, PNG for the
 report and MLflow) and metrics/report.md; registers the winner in the MLflow Model
-Registry and moves the `champion` alias only when it wins beyond the interval.
+Registry and moves the `champion` alias only when it beats the champion beyond the noise.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,6 +74,17 @@ def write_outputs(
         io.write_text(staged.path(REPORT), "\n".join(sections))
 
 
+def dev_predictions(schema: Schema, dirs: dict[str, Path]) -> evaluation.Scored:
+    """The trained (first seed) and tuned models on dev: the choice between them is made
+    there, paired, never on test."""
+    dev_frame = tables.read_parquet(SPLIT_FILES["dev"])
+    first_seed = next(name for name in dirs if name.startswith("seed-"))
+    return evaluation.Scored(
+        datasets.encode_target(dev_frame, schema),
+        {name: predict_rows(load_model(dirs[name]), dev_frame) for name in (first_seed, "tuned")},
+    )
+
+
 def main() -> None:
     outputs.recover()  # a killed run's outputs, completed before anything reads them
     base, params = config.load("base", "evaluate")
@@ -89,7 +102,16 @@ def main() -> None:
             name: predict_rows(load_model(path), test_frame) for name, path in dirs.items()
         }
         summary, winner = evaluation.summarize(
-            schema, params, base.seed, y_true, predictions, dirs, train_summary, tune_summary, curve
+            schema,
+            params,
+            base.seed,
+            y_true,
+            predictions,
+            dirs,
+            train_summary,
+            tune_summary,
+            curve,
+            dev=dev_predictions(schema, dirs),
         )
         headline = evaluation.headline(summary, train_summary, tune_summary)
         write_outputs(schema, params, y_true, predictions[winner], summary, headline, curve)

@@ -27,7 +27,13 @@ def _summary(task: str) -> dict:
         good = (y_true + rng.normal(scale=0.3, size=60), None)
         baseline = (np.zeros(60), None)
         schema = make_schema(task)
-    predictions = {"baseline": baseline, "seed-0": good, "seed-1": good, "tuned": good}
+    predictions = {
+        "baseline": baseline,
+        "strong_baseline": good,
+        "seed-0": good,
+        "seed-1": good,
+        "tuned": good,
+    }
     primary = metrics.PRIMARY[task]
     fit = verdicts.fit_verdict(0.99, 0.8, 0.5, 0.05, 0.8)
     summary = {
@@ -56,6 +62,7 @@ def test_classification_report_has_every_table_and_the_plot_links() -> None:
     assert "Selected model: **trained** — dev wins" in text
     assert "Fit (trained): **overfitting**" in text and "Remedy: more data" in text
     assert "| accuracy | 0." in text and "[0." in text  # value with its interval
+    assert "| metric | baseline | strong baseline | trained" in text
     assert "| log_loss (lower is better) |" in text
     assert "trained (mean ± std, 2 seeds)" in text and "| metric | seed-0 | seed-1 |" in text
     assert "| yes | " in text  # per-class rows

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,29 +36,97 @@ def read_curve(path: Path) -> list[dict[str, float]]:
     return pd.read_csv(path).to_dict("records")
 
 
-def select(train_summary: dict, tune_summary: dict, primary: str) -> tuple[str, str]:
-    """The model to report: the higher mean dev score wins (ties go to the trained model)."""
+@dataclass(frozen=True)
+class Scored:
+    """A split's true targets and each model's predictions of it."""
+
+    y_true: np.ndarray
+    predictions: dict[str, Prediction]
+
+
+def select(
+    train_summary: dict, tune_summary: dict, primary: str, on_dev: dict[str, Any] | None = None
+) -> tuple[str, str]:
+    """The model to report, chosen on dev (never on test). The tuned model replaces the
+    trained one only when it is better beyond the noise of the dev set: `on_dev` is the
+    paired comparison tuned − trained (first seed) on the same dev resamples, and its
+    interval must lie wholly on the better side of 0. Otherwise the trained model stays:
+    the simpler of the two (its params as written, no search). Without `on_dev`, the
+    higher dev score wins (ties go to the trained model)."""
     trained_dev = train_summary["model"]["dev"][primary]["mean"]
     tuned_dev = tune_summary["best_model"]["dev"][primary]
+    if on_dev is not None:
+        interval = f"[{on_dev['ci_low']:+.4f}, {on_dev['ci_high']:+.4f}]"
+        compared = (
+            f"dev {primary} tuned − trained {on_dev['difference']:+.4f} {interval} "
+            "(paired bootstrap on dev)"
+        )
+        if on_dev["verdict"] == "better":
+            return "tuned", f"{compared}: the tuned model is better beyond the noise"
+        return "model", (
+            f"{compared}: {on_dev['verdict']}; kept the trained model, the simpler (no search)"
+        )
     if tuned_dev > trained_dev:
         return "tuned", f"dev {primary} {tuned_dev:.4f} (tuned) > {trained_dev:.4f} (trained)"
     return "model", f"dev {primary} {trained_dev:.4f} (trained) >= {tuned_dev:.4f} (tuned)"
 
 
+def compare_on_dev(
+    task: str, primary: str, dev: Scored, boot: BootstrapParams, seed: int
+) -> dict[str, Any] | None:
+    """Tuned − trained (first seed) on dev, paired on the same resamples, for `primary`."""
+    first_seed = next(name for name in dev.predictions if name.startswith("seed-"))
+    differences = paired.differences(
+        task,
+        dev.y_true,
+        dev.predictions["tuned"],
+        dev.predictions[first_seed],
+        boot.n_resamples,
+        boot.confidence,
+        seed,
+    )
+    return differences.get(primary)
+
+
+def model_families(train_summary: dict, tune_summary: dict) -> dict[str, str | None]:
+    """The train.model of the trained and of the tuned model (None: not recorded)."""
+    trained = train_summary.get("model_choice", {}).get("chosen")
+    tuned = tune_summary.get("best_params", {}).get("model", tune_summary.get("model"))
+    return {"model": trained, "tuned": tuned}
+
+
 def all_verdicts(
-    train_summary: dict, tune_summary: dict, primary: str, params: EvaluateParams
+    train_summary: dict,
+    tune_summary: dict,
+    primary: str,
+    params: EvaluateParams,
+    more_data: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, str]]:
-    """Over- or under-fitting of the trained model (seed mean) and of the tuned one."""
+    """Over- or under-fitting of the trained model (seed mean) and of the tuned one, each
+    judged against the strong baseline's dev score (what a simple model reaches) with its
+    family's remedies, consistent with the learning curve's verdict (`more_data`)."""
     baseline_dev = train_summary["baseline"]["dev"][primary]
+    strong = train_summary.get("strong_baseline")
+    reachable = strong["dev"][primary] if strong else None
+    verdict = (more_data or {}).get("verdict", "unknown")
+    more_data_helps = None if verdict == "unknown" else verdict == "more data likely helps"
     model = train_summary["model"]
     tuned = tune_summary["best_model"]
     scores = {
         "model": (model["train"][primary]["mean"], model["dev"][primary]["mean"]),
         "tuned": (tuned["train"][primary], tuned["dev"][primary]),
     }
+    families = model_families(train_summary, tune_summary)
     return {
         name: verdicts.fit_verdict(
-            train, dev, baseline_dev, params.overfit_gap, params.underfit_skill
+            train,
+            dev,
+            baseline_dev,
+            params.overfit_gap,
+            params.underfit_skill,
+            model=families[name],
+            reachable_dev_score=reachable,
+            more_data_helps=more_data_helps,
         )
         for name, (train, dev) in scores.items()
     }
@@ -176,10 +245,14 @@ def summarize(
     train_summary: dict[str, Any],
     tune_summary: dict[str, Any],
     curve: list[dict[str, float]],
+    dev: Scored | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """(evaluate.json, the name of the model it selects: 'tuned' or the first seed's)."""
+    """(evaluate.json, the name of the model it selects: 'tuned' or the first seed's).
+    `dev`: the trained (first seed) and tuned models' dev predictions, for the choice."""
     task, primary = schema.task, metrics.PRIMARY[schema.task]
-    selected, reason = select(train_summary, tune_summary, primary)
+    on_dev = compare_on_dev(task, primary, dev, params.bootstrap, seed) if dev else None
+    selected, reason = select(train_summary, tune_summary, primary, on_dev)
+    more_data = verdicts.more_data_verdict(curve, params.more_data_gain)
     winner = "tuned" if selected == "tuned" else next(n for n in dirs if n.startswith("seed-"))
     summary = {
         "source": schema.source,
@@ -188,10 +261,15 @@ def summarize(
         "primary_metric": primary,
         "bootstrap": {**params.bootstrap.model_dump(), "seed": seed},
         "test": scores_on_test(schema, y_true, predictions, params, seed),
-        "selected": {"model": selected, "reason": reason, "path": str(dirs[winner])},
-        "fit": all_verdicts(train_summary, tune_summary, primary, params),
+        "selected": {
+            "model": selected,
+            "reason": reason,
+            "path": str(dirs[winner]),
+            **({"dev_comparison": on_dev} if on_dev else {}),
+        },
+        "fit": all_verdicts(train_summary, tune_summary, primary, params, more_data),
         "baseline_dev": train_summary["baseline"]["dev"][primary],
-        "learning_curve": verdicts.more_data_verdict(curve, params.more_data_gain),
+        "learning_curve": more_data,
         # The selected model against each alternative, paired on the same test resamples.
         "paired": paired.compare(task, y_true, predictions, winner, params.bootstrap, seed),
     }

@@ -5,12 +5,71 @@ from __future__ import annotations
 
 from typing import Any
 
-REMEDIES = {
+REMEDIES = {  # for a model of no known family
     "overfitting": "more data, more regularization (dropout, L1/L2), earlier stopping, "
     "a smaller model",
     "underfitting": "a bigger model, less regularization, more epochs or a higher learning rate",
     "good fit": "none needed; more data or tuning may still help",
 }
+# The knobs of each family, by their params.yaml keys: (overfitting, underfitting).
+_TREES = (
+    "fewer or smaller leaves (train.{m}.max_leaf_nodes down, min_samples_leaf up), more "
+    "L2 (l2_regularization up), a lower learning_rate",
+    "more leaves (train.{m}.max_leaf_nodes up, min_samples_leaf down), more iterations "
+    "(max_iter up), a higher learning_rate",
+)
+FAMILY_REMEDIES = {
+    "hist_gradient_boosting": _TREES,
+    "random_forest": (
+        "shallower trees (train.random_forest.max_depth down, min_samples_leaf up)",
+        "deeper trees (train.random_forest.max_depth up or null, min_samples_leaf down)",
+    ),
+    "logistic_regression": (
+        "stronger regularization (train.logistic_regression.C down)",
+        "weaker regularization (train.logistic_regression.C up) or a more flexible model "
+        "(train.model: hist_gradient_boosting)",
+    ),
+    "linear_regression": (
+        "stronger regularization (train.linear_regression.alpha up)",
+        "weaker regularization (train.linear_regression.alpha down) or a more flexible "
+        "model (train.model: hist_gradient_boosting)",
+    ),
+    "svm": (
+        "stronger regularization (train.svm.C down)",
+        "weaker regularization (train.svm.C up) or kernel rbf",
+    ),
+    "mlp": (
+        "more dropout (train.mlp.dropout up), more weight decay (train.optim.weight_decay "
+        "up), earlier stopping (train.early_stopping.patience down)",
+        "a wider net (train.mlp.hidden_sizes), less dropout, more epochs "
+        "(train.optim.epochs) or a higher learning rate (train.optim.lr)",
+    ),
+    "cnn": (
+        "more dropout (train.cnn.dropout up), more weight decay (train.optim.weight_decay "
+        "up), augmentation (train.augment), earlier stopping (train.early_stopping.patience "
+        "down)",
+        "more channels (train.cnn.channels), less dropout, more epochs (train.optim.epochs) "
+        "or a higher learning rate (train.optim.lr)",
+    ),
+}
+
+
+def remedy(verdict: str, model: str | None, more_data_helps: bool | None) -> str:
+    """The remedy for a verdict, named in the model family's own params. More data is
+    offered for overfitting only when the learning curve does not say it would not help."""
+    if verdict == "good fit":
+        if more_data_helps is None:
+            return REMEDIES[verdict]
+        if more_data_helps:
+            return "none needed; more data should still help (the learning curve rises)"
+        return "none needed; tuning may still help"
+    if model not in FAMILY_REMEDIES:
+        return REMEDIES[verdict]
+    overfit, underfit = FAMILY_REMEDIES[model]
+    if verdict == "underfitting":
+        return underfit.format(m=model)
+    more_data = "more data, " if more_data_helps is not False else ""
+    return more_data + overfit.format(m=model)
 
 
 def fit_verdict(
@@ -19,22 +78,36 @@ def fit_verdict(
     baseline_dev_score: float,
     overfit_gap: float,
     underfit_skill: float,
+    *,
+    model: str | None = None,
+    reachable_dev_score: float | None = None,
+    more_data_helps: bool | None = None,
 ) -> dict[str, Any]:
-    """Over-, under- or good fit from train vs dev vs baseline, with the remedy named.
+    """Over-, under- or good fit from train vs dev vs baseline, with the remedy named for
+    the model's family (`model`, a train.model name).
 
     Skill is how far the model's train score goes from the baseline towards a perfect
-    score (1.0): below `underfit_skill` the model has not learned the training data. A
-    train-dev gap above `overfit_gap` means it learned the training data too well.
+    score (1.0): below `underfit_skill` the model has not learned the training data, unless
+    its dev score reaches what a simple model shows is reachable (`reachable_dev_score`:
+    the strong baseline's dev score): then the target is noisy, not the model too weak,
+    and a fixed share of a perfect score cannot be asked of it. A train-dev gap above
+    `overfit_gap` means it learned the training data too well. `more_data_helps`: the
+    learning curve's verdict (None: unknown), so that no remedy contradicts it.
     """
     headroom = max(1.0 - baseline_dev_score, 1e-12)
     skill = (train_score - baseline_dev_score) / headroom
     gap = train_score - dev_score
-    if skill < underfit_skill:
+    reaches = reachable_dev_score is not None and dev_score >= reachable_dev_score
+    if skill < underfit_skill and not reaches:
         verdict = "underfitting"
         reason = (
             f"train score {train_score:.4f} is only {skill:.0%} of the way from "
             f"baseline {baseline_dev_score:.4f} to perfect (threshold {underfit_skill:.0%})"
         )
+        if reachable_dev_score is not None:
+            reason += f", and dev {dev_score:.4f} is below the strong baseline's " + (
+                f"{reachable_dev_score:.4f}"
+            )
     elif gap > overfit_gap:
         verdict = "overfitting"
         reason = (
@@ -47,10 +120,15 @@ def fit_verdict(
             f"train {train_score:.4f}, dev {dev_score:.4f} (gap {gap:.4f} <= "
             f"{overfit_gap}), baseline {baseline_dev_score:.4f}"
         )
+        if skill < underfit_skill:  # reaches what a simple model reaches: a noisy target
+            reason += (
+                f"; train is only {skill:.0%} of the way to perfect, but dev reaches the "
+                f"strong baseline's {reachable_dev_score:.4f}: the target looks noisy"
+            )
     return {
         "verdict": verdict,
         "reason": reason,
-        "remedy": REMEDIES[verdict],
+        "remedy": remedy(verdict, model, more_data_helps),
         "train_dev_gap": gap,
         "skill": skill,
         "train_score": train_score,

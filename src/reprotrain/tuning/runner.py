@@ -265,6 +265,7 @@ def summarize(
     params = search.params
     return {
         "method": params.method,
+        "model": search.train_params.model,  # the model searched (a space may vary it)
         "metric": search.objective.metric,
         "direction": search.objective.direction,
         "pruner": params.pruner,
