@@ -32,7 +32,7 @@ def _prepared(workdir, source: str, train_overrides: dict | None = None) -> Path
     [("sklearn:wine", "logistic_regression"), ("sklearn:diabetes", "linear_regression")],
     ids=["classification", "regression"],
 )
-def test_auto_on_a_table_fits_both_candidates_and_keeps_the_best_on_dev(
+def test_auto_on_a_table_keeps_boosting_only_when_it_beats_the_linear_model_beyond_noise(
     workdir, source: str, linear: str
 ) -> None:
     root = _prepared(workdir, source)
@@ -41,8 +41,16 @@ def test_auto_on_a_table_fits_both_candidates_and_keeps_the_best_on_dev(
     chosen = summary["model_choice"]
     assert chosen["requested"] == "auto"
     assert set(chosen["dev_scores"]) == {"hist_gradient_boosting", linear}
-    best = max(chosen["dev_scores"].values())
-    assert chosen["dev_scores"][chosen["chosen"]] == best
+    comparison = chosen["dev_comparison"]
+    assert comparison["models"] == ["hist_gradient_boosting", linear]
+    assert comparison["ci_low"] <= comparison["difference"] <= comparison["ci_high"]
+    beyond_noise = comparison["verdict"] == "better"
+    assert chosen["chosen"] == ("hist_gradient_boosting" if beyond_noise else linear)
+    # the dev-score difference is the paired one's point value
+    scores = chosen["dev_scores"]
+    difference = scores["hist_gradient_boosting"] - scores[linear]
+    assert comparison["difference"] == pytest.approx(difference)
+    best = scores[chosen["chosen"]]
     for seed in (0, 1):
         assert load_model(paths.seed_dir(root / paths.MODEL_DIR, seed)).name == chosen["chosen"]
     primary = summary["primary_metric"]

@@ -15,7 +15,8 @@ from reprotrain import metrics
 from reprotrain.config import BootstrapParams, EvaluateParams
 from reprotrain.config.paths import BASELINE_DIR, MODEL_DIR, STRONG_BASELINE_DIR, TUNED_DIR
 from reprotrain.data.schema import Schema
-from reprotrain.evaluation import bootstrap, paired, verdicts
+from reprotrain.evaluation import verdicts
+from reprotrain.metrics import bootstrap, paired
 
 Prediction = tuple[np.ndarray, np.ndarray | None]  # labels or values, class probabilities
 

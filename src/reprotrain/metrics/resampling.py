@@ -1,6 +1,6 @@
 """Bootstrap resamples as count matrices: a resample of n rows is a vector of how often
 each row was drawn, so a score over many resamples is one matrix product. Used for the
-test-set intervals (evaluation.bootstrap) and the dev slices (metrics.dev_errors)."""
+test-set intervals (metrics.bootstrap) and the dev slices (metrics.dev_errors)."""
 
 from __future__ import annotations
 

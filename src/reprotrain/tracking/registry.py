@@ -25,8 +25,9 @@ from reprotrain import tracking
 from reprotrain.config.paths import SPLIT_FILES
 from reprotrain.data import datasets, io
 from reprotrain.data.schema import Schema
-from reprotrain.evaluation import paired, verdicts
+from reprotrain.evaluation import verdicts
 from reprotrain.evaluation.summary import selected_scores
+from reprotrain.metrics import paired
 from reprotrain.models.model import load_model, predict_rows
 
 log = logging.getLogger(__name__)

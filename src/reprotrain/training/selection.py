@@ -1,4 +1,5 @@
-"""`train.model: auto` on tabular data: fit each candidate once, keep the best on dev."""
+"""`train.model: auto` on tabular data: fit each candidate once, keep the flexible one only
+when it beats the linear one beyond the noise of dev."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from reprotrain import metrics
 from reprotrain.config import TrainParams
 from reprotrain.data.schema import Schema
+from reprotrain.metrics import paired
 from reprotrain.models import choice
 from reprotrain.training.fitting import Arrays, fit_and_score
 
@@ -19,34 +21,62 @@ def with_model(params: TrainParams, model: str) -> TrainParams:
     return params.model_copy(update={"model": model})
 
 
+# The paired bootstrap of the model choice on dev (train reads no evaluate params).
+DEV_RESAMPLES, DEV_CONFIDENCE = 1000, 0.95
+
+
 def choose_model(
     params: TrainParams, schema: Schema, train: Arrays, dev: Arrays
 ) -> tuple[TrainParams, dict[str, Any]]:
     """The train params with `model` resolved, and how it was chosen (for train.json).
 
-    Several candidates (auto on tabular data): each is fitted with the first seed and
-    scored on dev; the best primary dev score wins, a tie goes to the later candidate
-    (the linear model: simpler and cheaper).
+    Several candidates (auto on tabular data: gradient boosting, then the scaled linear
+    model): each is fitted with the first seed and predicts dev. The flexible model wins
+    only when it beats the linear one beyond the noise of dev: the paired bootstrap
+    interval of its primary-score difference (the same resamples for both) lies wholly
+    on the better side of 0. Otherwise the linear model, the simpler and cheaper, is kept.
     """
     names = choice.candidates(params.model, schema)
     requested = params.model
     if len(names) == 1:
         return with_model(params, names[0]), {"requested": requested, "chosen": names[0]}
     primary, seed = metrics.PRIMARY[schema.task], params.seeds[0]
-    dev_scores = {
-        name: fit_and_score(with_model(params, name), schema, seed, train, dev).dev_scores[primary]
-        for name in names
+    fitted = {
+        name: fit_and_score(with_model(params, name), schema, seed, train, dev) for name in names
     }
-    chosen = max(reversed(names), key=lambda name: dev_scores[name])
+    flexible, simple = names[0], names[-1]
+    predictions = {
+        name: (run.model.predict(dev[0]), run.model.predict_proba(dev[0]))
+        for name, run in fitted.items()
+    }
+    difference = paired.differences(
+        schema.task,
+        dev[1],
+        predictions[flexible],
+        predictions[simple],
+        DEV_RESAMPLES,
+        DEV_CONFIDENCE,
+        seed,
+    )[primary]
+    chosen = flexible if difference["verdict"] == "better" else simple
+    dev_scores = {name: run.dev_scores[primary] for name, run in fitted.items()}
     log.info(
-        "train.model auto (tabular data): dev %s %s: chose %s",
+        "train.model auto (tabular data): dev %s %s; %s − %s %+.4f [%+.4f, %+.4f] (paired "
+        "bootstrap on dev): %s: chose %s",
         primary,
         ", ".join(f"{name} {score:.4f}" for name, score in dev_scores.items()),
+        flexible,
+        simple,
+        difference["difference"],
+        difference["ci_low"],
+        difference["ci_high"],
+        difference["verdict"],
         chosen,
     )
     return with_model(params, chosen), {
         "requested": requested,
         "chosen": chosen,
         "dev_scores": dev_scores,
+        "dev_comparison": {"models": [flexible, simple], **difference},
         "seed": seed,
     }

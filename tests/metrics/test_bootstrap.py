@@ -7,8 +7,7 @@ import pytest
 from sklearn import metrics as skm
 
 from reprotrain import metrics
-from reprotrain.evaluation import bootstrap
-from reprotrain.metrics import resampling
+from reprotrain.metrics import bootstrap, resampling
 
 
 def _classification(n_classes: int, n_rows: int = 240, seed: int = 0):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from reprotrain.evaluation.bootstrap import percentile_interval, resample_counts, weighted_scores
+from reprotrain.metrics.bootstrap import percentile_interval, resample_counts, weighted_scores
 
 LOWER_IS_BETTER = {"log_loss", "rmse", "mae", "mse"}
 

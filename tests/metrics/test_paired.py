@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from reprotrain.config import BootstrapParams
-from reprotrain.evaluation import bootstrap, paired
+from reprotrain.metrics import bootstrap, paired
 from reprotrain.reporting import report
 
 
