@@ -31,7 +31,7 @@ from reprotrain.models.model import (
     predict_rows,
     save_model,
 )
-from reprotrain.tracking import registry
+from reprotrain.tracking import registry, runs
 
 
 @pytest.fixture
@@ -183,7 +183,7 @@ def test_registered_name_defaults_to_the_dataset() -> None:
     assert tracking.registered_model_name(schema, "mine") == "mine"
 
 
-def test_split_record_is_from_pandas_of_the_whole_file_read_one_column_at_a_time(
+def test_split_record_is_from_pandas_of_the_whole_file_read_a_few_columns_at_a_time(
     tmp_path: Path, monkeypatch
 ) -> None:
     import warnings
@@ -208,8 +208,9 @@ def test_split_record_is_from_pandas_of_the_whole_file_read_one_column_at_a_time
     monkeypatch.setattr(
         pd, "read_parquet", lambda *a, **k: reads.append(k) or read_parquet(*a, **k)
     )
+    monkeypatch.setattr(runs, "SCHEMA_COLUMNS_PER_READ", 3)
     record = tracking.split_dataset(path, "blobs-dev")
-    assert reads and all(len(read["columns"]) == 1 for read in reads)
+    assert [len(read["columns"]) for read in reads] == [3, 1]
     expected = whole._to_mlflow_entity()
     entity = record._to_mlflow_entity()
     for field in ("name", "source_type", "source", "schema", "profile"):
