@@ -40,7 +40,8 @@ SKLEARN_MODELS = (
 MODEL_NAMES = TORCH_MODELS + SKLEARN_MODELS
 # `train.model: auto`: the model follows the data (reprotrain.models.choice).
 AUTO = "auto"
-INIT_FROM_MODELS = ("mlp", "cnn")  # train.init_from starts these (zoo: train.zoo.source)
+# train.init_from starts these (zoo: train.zoo.source); train.processes > 1 trains these
+INIT_FROM_MODELS = ("mlp", "cnn")
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -332,10 +333,10 @@ class TrainParams(Section):
 
     @model_validator(mode="after")
     def _processes_need_torch(self) -> TrainParams:
-        if self.processes > 1 and self.model not in (*TORCH_MODELS, AUTO):
-            raise ValueError(
+        if self.processes > 1 and self.model not in (*INIT_FROM_MODELS, AUTO):
+            raise ValueError(  # zoo models under DDP are not tested yet
                 f"processes > 1 (DistributedDataParallel) needs a torch model "
-                f"({', '.join(TORCH_MODELS)}), got processes {self.processes} with model "
+                f"({', '.join(INIT_FROM_MODELS)}), got processes {self.processes} with model "
                 f"{self.model!r}; set train.processes: 1"
             )
         return self

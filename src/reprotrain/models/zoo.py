@@ -82,23 +82,6 @@ def weights_path(folder: Path, source: str) -> Path:
     )
 
 
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a weights file; a pickled object is refused without running it."""
-    from reprotrain.models.pretrained import read_state_dict
-
-    if path.suffix != ".safetensors":
-        return read_state_dict(path, KEY)
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(path, device="cpu")
-    except (SafetensorError, OSError) as exc:
-        raise UserError(
-            f"{KEY}: a safetensors file, got {path}, which safetensors cannot read ({exc})"
-        ) from None
-
-
 # --- what the model expects -------------------------------------------------------------
 
 
@@ -262,20 +245,73 @@ def key_mismatches(state: dict[str, Any], expected: dict[str, Any]) -> list[str]
     return found
 
 
+def _transformers_state(folder: Path, model: nn.Module) -> tuple[dict[str, Any], list[str]]:
+    """A released checkpoint read by transformers (`from_pretrained`, offline), which also
+    maps the key names older releases used: the model's tensors and what did not match."""
+    from transformers import AutoModelForImageClassification
+
+    try:
+        loaded, info = AutoModelForImageClassification.from_pretrained(
+            folder,
+            config=model.config,  # the data's head size
+            ignore_mismatched_sizes=True,  # the head; other mismatches are reported below
+            local_files_only=True,
+            output_loading_info=True,
+            dtype=torch.float32,
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise UserError(
+            f"{KEY}: weights transformers can read, got {folder}, which it cannot read "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
+
+    def body(keys) -> list[str]:
+        return sorted(key for key in keys if not key.startswith(f"{HEAD}."))
+
+    missing = [key for key in body(info["missing_keys"]) if not key.endswith(OPTIONAL_KEYS)]
+    reshaped = [
+        f"{key} file {tuple(file_shape)} model {tuple(model_shape)}"
+        for key, file_shape, model_shape in sorted(info["mismatched_keys"])
+        if not key.startswith(f"{HEAD}.")
+    ]
+    found = [
+        _listed(kind, names)
+        for kind, names in (
+            ("missing", missing),
+            ("unexpected", body(info["unexpected_keys"])),
+            ("reshaped", reshaped),
+        )
+        if names
+    ]
+    return loaded.state_dict(), found
+
+
 def load_pretrained(net: nn.Sequential, source: str) -> tuple[Path, str]:
-    """Load the source's weights into all of `net` but its new head; (file, SHA-256)."""
-    path = weights_path(resolve(source), source)
-    state = read_weights(path)
+    """Load the source's weights into all of `net` but its new head; (file, SHA-256).
+
+    A `weights.pt` is a state_dict of the architecture as built here (`torch.save(model.
+    state_dict())`); the files transformers writes (`model.safetensors`,
+    `pytorch_model.bin`) are read through transformers. Either way every key outside the
+    head must match."""
+    from reprotrain.models.pretrained import read_state_dict
+
+    folder = resolve(source)
+    path = weights_path(folder, source)
     classifier = net[1]
     assert isinstance(classifier, ImageClassifier)  # built by build_net
     model = classifier.model
-    expected = model.state_dict()
-    found = key_mismatches(state, expected)
+    if path.suffix != ".safetensors":  # refuse a pickled object before anything unpickles it
+        state = read_state_dict(path, KEY)
+    if path.name == "weights.pt":
+        found = key_mismatches(state, model.state_dict())
+    else:
+        state, found = _transformers_state(folder, model)
     if found:
         raise UserError(
             f"{KEY}: the weights must match the architecture in {CONFIG_FILE} (only the "
             f"{HEAD} head may differ), got {path} with {'; '.join(found)}"
         )
+    # Always a new head, even for as many classes as the file's: the backbone alone loads.
     body = {key: value for key, value in state.items() if not key.startswith(f"{HEAD}.")}
     model.load_state_dict(body, strict=False)
     digest = file_digest(path)
