@@ -35,13 +35,14 @@ from reprotrain.data.features import Preprocessor
 from reprotrain.data.schema import Schema
 from reprotrain.data.tables import read_frame
 from reprotrain.metrics import dev_errors
-from reprotrain.models import choice, distributed, pretrained
+from reprotrain.models import choice, distributed
 from reprotrain.models.model import (
     Model,
     build_baseline,
     build_strong_baseline,
     input_dtype,
     save_model,
+    start_lineage,
 )
 from reprotrain.training import learning_curve, selection
 from reprotrain.training.fitting import (
@@ -162,7 +163,7 @@ def main() -> None:
     configure_torch(base, model)
     if not distributed.is_main():
         return follow_rank_zero(params, curve_params.fractions, schema, train, dev)
-    lineage = pretrained.lineage(params.init_from)  # checked before any training
+    lineage = start_lineage(params)  # checked before any training
     progress = resolve_progress(params.progress)
 
     from reprotrain import tracking

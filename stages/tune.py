@@ -32,8 +32,8 @@ from reprotrain.data.features import Preprocessor
 from reprotrain.data.schema import Schema
 from reprotrain.data.tables import read_frame
 from reprotrain.metrics import dev_errors
-from reprotrain.models import choice, distributed, pretrained
-from reprotrain.models.model import input_dtype, resolve_device, save_model
+from reprotrain.models import choice, distributed
+from reprotrain.models.model import input_dtype, resolve_device, save_model, start_lineage
 from reprotrain.training.fitting import Fitted, configure_torch, load_train_dev
 from reprotrain.tuning import group, runner
 
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     group.join(resolve_device(train_params.device))  # under torchrun: the process group
     if not distributed.is_main():
         return group.follow(search.fit)  # train what rank 0 announces, write nothing
-    lineage = pretrained.lineage(train_params.init_from)  # a refused checkpoint: once, here
+    lineage = start_lineage(train_params)  # a refused checkpoint: once, here
     storage = tuning.open_storage(params.storage)
     study, fingerprint = runner.open_search_study(search, storage)
     if args.worker:

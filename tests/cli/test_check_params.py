@@ -38,7 +38,7 @@ def test_a_typo_fails_in_one_line_before_dvc_removes_anything(workdir) -> None:
     done = check(root)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "error: params.yaml: train.model: must be one of auto, mlp, cnn, logistic_regression, "
+        "error: params.yaml: train.model: must be one of auto, mlp, cnn, zoo, logistic_regression, "
         "linear_regression, svm, random_forest, hist_gradient_boosting, got 'mlpp'"
     ]
 

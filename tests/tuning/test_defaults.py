@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import repo_params
 
+from reprotrain.config import TORCH_MODELS
 from reprotrain.config.errors import UserError
 from reprotrain.tuning import defaults, runner, search
 
@@ -35,14 +36,14 @@ def test_every_default_space_is_valid_and_read_by_its_model(model: str) -> None:
     train_params, resolved = runner.search_params(train, tune)  # every extreme applied
     space = defaults.space_of(resolved)
     assert space and all(defaults.reads(model, key) for key in space)
-    expected_fixed = {"augment.enabled", "optim.epochs"} if model in ("cnn", "mlp") else set()
+    expected_fixed = {"augment.enabled", "optim.epochs"} if model in TORCH_MODELS else set()
     assert set(defaults.fixed_of(resolved)) == expected_fixed
     # what tune reads of train (dvc.yaml lists it): neither the searched nor the fixed keys,
     # nor what the model never reads (the torch sections for a scikit-learn model)
     read = {key.removeprefix("train.") for key in search.train_keys_read(resolved, train_params)}
     assert not read & (set(space) | expected_fixed)
     assert all(defaults.reads(model, key) for key in read)
-    assert ("optim.batch_size" in read) is (model in ("cnn", "mlp"))
+    assert ("optim.batch_size" in read) is (model in TORCH_MODELS)
 
 
 def test_the_boosting_space_covers_rate_leaves_regularization_and_leaf_size() -> None:

@@ -29,7 +29,7 @@ PRETRAINED_DIR = "pretrained"
 
 # The models `train.model` names: torch networks and scikit-learn estimators (built in
 # reprotrain.models).
-TORCH_MODELS = ("mlp", "cnn")
+TORCH_MODELS = ("mlp", "cnn", "zoo")
 SKLEARN_MODELS = (
     "logistic_regression",
     "linear_regression",
@@ -40,6 +40,8 @@ SKLEARN_MODELS = (
 MODEL_NAMES = TORCH_MODELS + SKLEARN_MODELS
 # `train.model: auto`: the model follows the data (reprotrain.models.choice).
 AUTO = "auto"
+# train.init_from starts these (zoo: train.zoo.source); train.processes > 1 trains these
+INIT_FROM_MODELS = ("mlp", "cnn")
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -149,6 +151,41 @@ class CNNParams(Section):
     dropout: Annotated[float, Field(ge=0, lt=1)]
 
 
+# A Hugging Face hub id read from the local cache (never downloaded): hf:<owner>/<name>.
+HUB_PREFIX = "hf:"
+HUB_ID = re.compile(r"^hf:[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _is_under_pretrained(path: str) -> bool:
+    parts = PurePosixPath(path.replace("\\", "/")).parts
+    return bool(parts) and parts[0] == PRETRAINED_DIR and ".." not in parts
+
+
+class ZooParams(Section):
+    """A pretrained image model from Hugging Face transformers (reprotrain/models/zoo.py).
+
+    `source` is a model folder under `pretrained/` (config.json, preprocessor_config.json
+    and model.safetensors or a state_dict .pt, as `hf download --local-dir` writes them),
+    or `hf:<owner>/<name>` read from the local Hugging Face cache with the hub offline.
+    """
+
+    source: Annotated[str, Field(min_length=1)]
+    weights: Literal["pretrained", "random"]  # random: the architecture only, from scratch
+    freeze_epochs: Annotated[int, Field(ge=0)]  # backbone frozen for the first N epochs
+    backbone_lr_factor: Annotated[float, Field(gt=0, le=1)]  # backbone lr = lr * this
+
+    @field_validator("source")
+    @classmethod
+    def _local_source(cls, source: str) -> str:
+        if _is_under_pretrained(source) or HUB_ID.match(source):
+            return source
+        raise ValueError(
+            f"allowed: a model folder under {PRETRAINED_DIR}/ (e.g. {PRETRAINED_DIR}/resnet-18) "
+            f"or {HUB_PREFIX}<owner>/<name> from the local Hugging Face cache (e.g. "
+            f"{HUB_PREFIX}microsoft/resnet-18), got {source!r}"
+        )
+
+
 class LogisticRegressionParams(Section):
     C: PositiveFloat
     penalty: Literal["l2", "l1", "none"]
@@ -215,6 +252,13 @@ class AugmentParams(Section):
     shift: Annotated[float, Field(ge=0, le=0.5)]  # max shift, fraction of the image side
     rotate: Annotated[float, Field(ge=0, le=45)]  # max rotation in degrees
     noise: NonNegFloat  # std of Gaussian noise, in units of the pixel std
+    flip: bool  # random horizontal flips (photos; not digits or text)
+    crop_scale: Annotated[
+        float, Field(gt=0, le=1)
+    ]  # random crop of >= this share of the area, resized back; 1: off
+    color_jitter: Annotated[
+        float, Field(ge=0, lt=1)
+    ]  # brightness, contrast, saturation x [1-j, 1+j]; 0: off
 
 
 class InitFromParams(Section):
@@ -235,8 +279,7 @@ class InitFromParams(Section):
     @field_validator("path")
     @classmethod
     def _under_pretrained(cls, path: str) -> str:
-        parts = PurePosixPath(path.replace("\\", "/")).parts
-        if not parts or parts[0] != PRETRAINED_DIR or ".." in parts:
+        if not _is_under_pretrained(path):
             raise ValueError(
                 f"allowed: {PRETRAINED_DIR} or a relative path under it (the folder dvc.yaml "
                 f"makes a dependency of train and tune; copy the checkpoint there), got {path!r}"
@@ -258,6 +301,7 @@ class TrainParams(Section):
     imbalance: Literal["none", "class_weight", "oversample", "undersample"]
     mlp: MLPParams
     cnn: CNNParams
+    zoo: ZooParams
     logistic_regression: LogisticRegressionParams
     linear_regression: LinearRegressionParams
     svm: SVMParams
@@ -289,20 +333,25 @@ class TrainParams(Section):
 
     @model_validator(mode="after")
     def _processes_need_torch(self) -> TrainParams:
-        if self.processes > 1 and self.model not in (*TORCH_MODELS, AUTO):
-            raise ValueError(
+        if self.processes > 1 and self.model not in (*INIT_FROM_MODELS, AUTO):
+            raise ValueError(  # zoo models under DDP are not tested yet
                 f"processes > 1 (DistributedDataParallel) needs a torch model "
-                f"({', '.join(TORCH_MODELS)}), got processes {self.processes} with model "
+                f"({', '.join(INIT_FROM_MODELS)}), got processes {self.processes} with model "
                 f"{self.model!r}; set train.processes: 1"
             )
         return self
 
     @model_validator(mode="after")
     def _init_from_needs_torch(self) -> TrainParams:
-        if self.init_from.mode != "none" and self.model not in (*TORCH_MODELS, AUTO):
+        if self.init_from.mode != "none" and self.model == "zoo":
+            raise ValueError(
+                f"init_from.mode {self.init_from.mode!r} starts mlp and cnn models; a zoo model "
+                "starts from zoo.source (set zoo.weights: pretrained), got model 'zoo'"
+            )
+        if self.init_from.mode != "none" and self.model not in (*INIT_FROM_MODELS, AUTO):
             raise ValueError(
                 f"init_from.mode {self.init_from.mode!r} needs a torch model "
-                f"({', '.join(TORCH_MODELS)}), got model {self.model!r}"
+                f"({', '.join(INIT_FROM_MODELS)}), got model {self.model!r}"
             )
         return self
 

@@ -93,6 +93,19 @@ def build_model(params: TrainParams, schema: Schema, seed: int) -> Model:
     return SklearnModel.from_params(params, schema.task, n_classes, seed)
 
 
+def start_lineage(params: TrainParams) -> dict[str, str] | None:
+    """What a train or tune run records about where its weights started: the zoo model
+    (architecture, weights file, SHA-256) or the train.init_from checkpoint; None from
+    scratch. Reads and checks the files once, before any fit starts."""
+    if params.model == "zoo":
+        from reprotrain.models import zoo
+
+        return zoo.lineage(params.zoo)
+    from reprotrain.models import pretrained
+
+    return pretrained.lineage(params.init_from)
+
+
 def build_baseline(task: str, n_classes: int) -> SklearnModel:
     """Majority class or mean: the score any model must beat."""
     from sklearn.dummy import DummyClassifier, DummyRegressor
@@ -375,6 +388,14 @@ class TorchModel:
         image_shape=None,
         classes: list[Any] | None = None,
     ) -> TorchModel:
+        if params.model == "zoo":
+            from reprotrain.models import zoo
+
+            model = cls(
+                "zoo", task, n_classes, zoo.net_config(params.zoo, image_shape), params, seed
+            )
+            model.classes = classes
+            return model
         config = {"kind": params.model, **getattr(params, params.model).model_dump()}
         if params.model == "cnn":
             if not image_shape:
@@ -414,9 +435,14 @@ class TorchModel:
         augmenting = params.augment.enabled and bool(image_shape)
         if params.augment.enabled and not augmenting:
             log.info("train.augment.enabled: skipped, the data is tabular (no image_shape)")
-        images = self.name == "cnn" or augmenting
-        self.net[0].fit(torch.as_tensor(features), per_feature=not images)
-        backbone, fingerprint = self._start_from_checkpoint(params.init_from, options.fingerprint)
+        if self.name == "zoo":  # the model's own input statistics (preprocessor_config.json)
+            backbone, fingerprint = self._start_from_zoo(params, options.fingerprint)
+        else:
+            images = self.name == "cnn" or augmenting
+            self.net[0].fit(torch.as_tensor(features), per_feature=not images)
+            backbone, fingerprint = self._start_from_checkpoint(
+                params.init_from, options.fingerprint
+            )
         # The std of every value needs a full-size temporary: only when augmentation uses it.
         pixel_std = float(features.std()) if augmenting else 1.0
         augment = (
@@ -427,6 +453,8 @@ class TorchModel:
         device = resolve_device(params.device)
         distributed.start(device)  # under torchrun: join the process group (once)
         self.net.to(device)
+        if self.name == "zoo" and device.type == "cuda":  # its inputs arrive channels-last
+            self.net.to(memory_format=torch.channels_last)
         loop = training.LoopConfig(
             optim=params.optim,
             stopping=params.early_stopping,
@@ -475,6 +503,20 @@ class TorchModel:
         combined = hashlib.sha256(f"{fingerprint}:{checkpoint.sha256}".encode()).hexdigest()
         return pretrained.backbone(self.net, init), combined
 
+    def _start_from_zoo(self, params: TrainParams, fingerprint: str) -> tuple[Any, str]:
+        """The zoo model's pretrained weights in all but the new head (weights: pretrained);
+        the backbone to freeze, and the resume fingerprint covering the weights' bytes."""
+        import hashlib
+
+        from reprotrain.models import pretrained, zoo
+
+        if params.zoo.weights == "random":
+            return pretrained.backbone(self.net, params.zoo), fingerprint
+        path, digest = zoo.load_pretrained(self.net, params.zoo.source)
+        self.init_from = {"mode": "zoo", "path": str(path), "sha256": digest}
+        combined = hashlib.sha256(f"{fingerprint}:{digest}".encode()).hexdigest()
+        return pretrained.backbone(self.net, params.zoo), combined
+
     def _build(self, n_features: int) -> Any:
         from torch import nn
 
@@ -482,6 +524,10 @@ class TorchModel:
 
         self.n_features = n_features
         n_outputs = self.n_classes if self.task == "classification" else 1
+        if self.config["kind"] == "zoo":
+            from reprotrain.models import zoo
+
+            return zoo.build_net(self.config, n_outputs)
         net_config = {k: v for k, v in self.config.items() if not k.startswith("target_")}
         body = build_net({**net_config, "n_inputs": n_features, "n_outputs": n_outputs})
         return nn.Sequential(Standardize(n_features), body)

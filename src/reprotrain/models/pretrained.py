@@ -37,7 +37,7 @@ from reprotrain.data.io import file_digest
 if TYPE_CHECKING:
     from torch import nn
 
-    from reprotrain.config import InitFromParams
+    from reprotrain.config import InitFromParams, ZooParams
     from reprotrain.models.torch_loop import Backbone
 
 log = logging.getLogger(__name__)
@@ -85,30 +85,37 @@ def digest(path: str | Path) -> str:
     return file_digest(weights_file(path))
 
 
-def load(path: str | Path) -> Checkpoint:
-    """Read a checkpoint safely: tensors only, never pickled code."""
+def read_state_dict(weights: Path, key: str = KEY) -> dict[str, Any]:
+    """A state_dict file's tensors, read safely: a file holding pickled objects is refused
+    without running them. `key` is the param the one-line errors name."""
     import torch
 
-    weights = weights_file(path)
     try:
         state = torch.load(weights, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError:
         raise UserError(
-            f"{KEY}: refusing to load {weights}: it holds objects other than tensors "
+            f"{key}: refusing to load {weights}: it holds objects other than tensors "
             "(loading it could run code); allowed: a state_dict saved with torch.save"
         ) from None
     except Exception as exc:  # noqa: BLE001 - truncated zip, not a torch file, ...
         raise UserError(
-            f"{KEY}: a torch state_dict file, got {weights}, which torch cannot read "
+            f"{key}: a torch state_dict file, got {weights}, which torch cannot read "
             f"({type(exc).__name__})"
         ) from None
     if not isinstance(state, dict) or not all(
-        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()
+        isinstance(name, str) and isinstance(value, torch.Tensor) for name, value in state.items()
     ):
         raise UserError(
-            f"{KEY}: a state_dict (layer name -> tensor), got {weights} holding a "
+            f"{key}: a state_dict (layer name -> tensor), got {weights} holding a "
             f"{type(state).__name__} of other values"
         )
+    return state
+
+
+def load(path: str | Path) -> Checkpoint:
+    """Read a checkpoint safely: tensors only, never pickled code."""
+    weights = weights_file(path)
+    state = read_state_dict(weights)
     return Checkpoint(
         weights,
         file_digest(weights),
@@ -238,7 +245,7 @@ def initialize(net: nn.Sequential, checkpoint: Checkpoint, target: Target) -> No
     )
 
 
-def backbone(net: nn.Sequential, params: InitFromParams) -> Backbone | None:
+def backbone(net: nn.Sequential, params: InitFromParams | ZooParams) -> Backbone | None:
     """The layers outside the output layer, frozen first and at their own lr; None when
     they train like the rest (no frozen epochs, the same lr)."""
     from reprotrain.models.torch_loop import Backbone

@@ -457,6 +457,16 @@ def find_run_by_weights(sha256: str) -> Any | None:
     return runs[0] if runs else None
 
 
+def log_zoo_source(run_id: str, lineage: dict[str, str]) -> None:
+    """Record the pretrained zoo model a run started from (train.model: zoo): params
+    `zoo.architecture`, `zoo.sha256` (of the weights file) and tags `zoo.*` (source, path:
+    a file under pretrained/ or hf:<id>@<cached commit>/<file>, weights)."""
+    log_params(
+        run_id, {"zoo": {k: v for k, v in lineage.items() if k in ("architecture", "sha256")}}
+    )
+    set_tags(run_id, {f"zoo.{key}": value for key, value in lineage.items()})
+
+
 def log_init_from(run_id: str, lineage: dict[str, str]) -> None:
     """Record the checkpoint a run started from: its digest and, when the store knows the
     run that made it (train.init_from.mlflow_run_id, or a run tagged with that weights

@@ -111,7 +111,9 @@ def log_train(run_id: str, summary: dict[str, Any], fitted: list[Any], seeds: Se
 
 def log_trained_model(run_id: str, model_dir: Path, schema: Schema, lineage: Any) -> None:
     """The stage's model (with an input example) and where its weights started from."""
-    if lineage is not None:
+    if lineage is not None and "architecture" in lineage:  # train.model: zoo
+        runs.log_zoo_source(run_id, lineage)
+    elif lineage is not None:
         runs.log_init_from(run_id, lineage)
     example = datasets.example_frame(SPLIT_FILES["train"], schema)
     runs.log_model(model_dir, schema, example)

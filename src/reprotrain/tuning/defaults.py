@@ -37,6 +37,10 @@ SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "mlp.hidden_sizes": _choices([64], [256], [256, 128]),
         "mlp.dropout": _DROPOUT,
     },
+    "zoo": {  # fine-tuning a pretrained net: lower rates than from scratch
+        "optim.lr": _log(0.00001, 0.001),
+        "optim.weight_decay": _log(0.000001, 0.01),
+    },
     "hist_gradient_boosting": {
         "hist_gradient_boosting.learning_rate": _log(0.01, 0.3),
         "hist_gradient_boosting.max_leaf_nodes": _log(4, 64, "int"),
