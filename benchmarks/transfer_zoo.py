@@ -40,7 +40,7 @@ from reprotrain.data.schema import Schema
 from reprotrain.training import learning_curve
 from reprotrain.training.fitting import configure_torch, fit_and_score
 
-FRACTIONS = (0.05, 0.25)
+FRACTIONS = (0.05, 0.1, 0.25, 1.0)  # the protocol of benchmarks/transfer_digits.py
 SOURCE = "pretrained/digits-resnet"
 IMAGE_SHAPE = [1, 8, 8]
 CLASSES = list(range(10))

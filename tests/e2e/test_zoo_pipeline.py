@@ -39,7 +39,7 @@ PARAMS = {
         "method": "random",
         "n_trials": 1,
         "pruner": "none",
-        "fixed": {"optim.epochs": 1},
+        "fixed": {"optim.epochs": 1, "augment.enabled": False},  # dvc.yaml lists neither
         "space": {"optim.lr": {"type": "float", "low": 0.001, "high": 0.01, "log": True}},
     },
     "learning_curve": {"fractions": []},
