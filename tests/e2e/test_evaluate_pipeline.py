@@ -129,7 +129,8 @@ def test_regression_plots_report_and_dvc_html(diabetes: dict[str, Any]) -> None:
     assert "- Target leak (one feature alone, dev r2; all features" in report
     assert "none; best single features `bmi`" in report
     comparisons = _read_json(repo, paths.EVALUATE_METRICS)["paired"]
-    assert set(comparisons["against"]) == {"baseline", "tuned", "model"} - {selected}
+    alternatives = {"baseline", "strong_baseline", "tuned", "model"}
+    assert set(comparisons["against"]) == alternatives - {selected}
     assert "## Paired comparisons on test (95% paired bootstrap CI" in report
 
     html = show_page(repo, repo.parent / "html")
@@ -184,7 +185,7 @@ def test_inputs_and_registered_champion(diabetes: dict[str, Any]) -> None:
     experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     top = {r.data.tags["stage"]: r for r in runs if r.data.tags.get(tracking.RUN_KIND) == "stage"}
-    stages = {"train": {"train", "dev"}, "tune": {"train", "dev"}, "evaluate": {"test"}}
+    stages = {"train": {"train", "dev"}, "tune": {"train", "dev"}, "evaluate": {"dev", "test"}}
     for stage, splits in stages.items():
         inputs = top[stage].inputs.dataset_inputs
         assert {i.dataset.name for i in inputs} == {f"diabetes-{s}" for s in splits}, stage

@@ -256,7 +256,7 @@ def log_evaluation(
     headline_scores = headline_metrics(headline, summary["primary_metric"])
     runs.log_metrics(run_id, headline_scores)
     runs.log_metrics(run.data.tags[runs.PARENT_TAG], headline_scores)
-    runs.log_split_inputs(schema, {"test": SPLIT_FILES["test"]})
+    runs.log_split_inputs(schema, {split: SPLIT_FILES[split] for split in ("dev", "test")})
     runs.log_metrics(run_id, flat_scores(summary["test"]))
     selected = summary["selected"]["model"]
     runs.set_tags(
