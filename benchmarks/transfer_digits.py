@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from bench_args import positive_int
 
 from reprotrain import config
 from reprotrain.config import TrainParams
@@ -81,8 +82,8 @@ class Case:
 
 def train_params(recipe: dict[str, Any], init_from: dict[str, Any] | None = None) -> TrainParams:
     raw = config.merge(config.read_params(PARAMS)["train"], recipe)
-    if init_from:
-        raw["init_from"] = init_from
+    if init_from:  # over params.yaml's init_from: the keys a case does not set keep theirs
+        raw["init_from"] = {**raw["init_from"], **init_from}
     return config.parse_section("train", raw, source="benchmark")
 
 
@@ -287,14 +288,26 @@ def _slug(text: str) -> str:
     return "_".join(words)
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def protocol_parser(doc: str, seeds: list[int]) -> argparse.ArgumentParser:
+    """The options of a digits -> noisy digits benchmark (this one, transfer_zoo.py)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--noise", type=float, default=NOISE, help="pixel noise std (pixels 0-16)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=seeds)
     parser.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads (1 is fastest for this tiny CNN)"
+        "--threads", type=positive_int, default=1, help="torch CPU threads (1 is fastest here)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    return parser
+
+
+def configure_threads(threads: int) -> None:
+    """params.yaml's base settings for torch, with the benchmark's thread count."""
+    (base,) = config.load("base", path=PARAMS)
+    configure_torch(base.model_copy(update={"threads": threads}))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = protocol_parser(__doc__, [0, 1, 2])
     parser.add_argument("--no-mlflow", action="store_true")
     return parser.parse_args()
 
@@ -302,8 +315,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     args = parse_args()
-    (base,) = config.load("base", path=PARAMS)
-    configure_torch(base.model_copy(update={"threads": args.threads}))
+    configure_threads(args.threads)
     started = time.monotonic()
     rows = []
     # train.init_from.path must be relative and under pretrained/, as in the pipeline.

@@ -30,15 +30,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from bench_args import positive_int
-from transfer_digits import NOISE, PARAMS, RESULTS, build_cases, summarize
+from transfer_digits import PARAMS, build_cases, configure_threads, protocol_parser, summarize
 
 from reprotrain import config
 from reprotrain.config import TrainParams
 from reprotrain.data import io
 from reprotrain.data.schema import Schema
 from reprotrain.training import learning_curve
-from reprotrain.training.fitting import configure_torch, fit_and_score
+from reprotrain.training.fitting import fit_and_score
 
 FRACTIONS = (0.05, 0.1, 0.25, 1.0)  # the protocol of benchmarks/transfer_digits.py
 SOURCE = "pretrained/digits-resnet"
@@ -157,19 +156,13 @@ def markdown(summary: pd.DataFrame) -> str:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--noise", type=float, default=NOISE, help="pixel noise std (pixels 0-16)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    return parser.parse_args()
+    return protocol_parser(__doc__, [0, 1, 2, 3, 4]).parse_args()
 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     args = parse_args()
-    (base,) = config.load("base", path=PARAMS)
-    configure_torch(base.model_copy(update={"threads": args.threads}))
+    configure_threads(args.threads)
     started = time.monotonic()
     case = build_cases(args.noise)[0]  # the fine-tuning case: same 10 labels
     # train.zoo.source must be relative and under pretrained/, as in the pipeline.
