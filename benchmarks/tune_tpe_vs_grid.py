@@ -55,10 +55,11 @@ def search(name: str, params, base, train_params, schema, train, dev) -> Outcome
     """Run one search through the stage's objective and trial runner; time every trial."""
     from reprotrain import tracking, tuning
     from reprotrain.tracking.stage_logs import TrialRuns
+    from reprotrain.training.validation import Holdout
     from reprotrain.tuning.runner import make_objective, make_search, search_params
     from reprotrain.tuning.trials import Budget, StudyLock, run_trials
 
-    setup = make_search(base, *search_params(train_params, params), schema, train, dev)
+    setup = make_search(base, *search_params(train_params, params), schema, Holdout(train, dev))
     max_epochs = tuning.max_epochs(params, setup.train_params)
     study = tuning.open_study(params, setup.objective, base.seed, None, max_epochs)
     marks: list[tuple[float, float, float | None]] = []

@@ -74,11 +74,20 @@ def write_outputs(
         io.write_text(staged.path(REPORT), "\n".join(sections))
 
 
-def dev_predictions(schema: Schema, dirs: dict[str, Path]) -> evaluation.Scored:
-    """The trained (first seed) and tuned models on dev: the choice between them is made
-    there, paired, never on test."""
-    dev_frame = tables.read_parquet(SPLIT_FILES["dev"])
+def dev_predictions(schema: Schema, dirs: dict[str, Path]) -> evaluation.Scored | None:
+    """The trained (first seed) and tuned models on dev, or their out-of-fold predictions
+    under cross-validation (their final models were refit on dev): the choice between them
+    is made there, paired, never on test. None when only one of them was cross-validated."""
     first_seed = next(name for name in dirs if name.startswith("seed-"))
+    cross_validated = {
+        name: dev_errors.read_cv_predictions(DEV_ERRORS[name]) for name in DEV_ERRORS
+    }
+    if all(found is not None for found in cross_validated.values()):
+        (y_true, trained), (_, tuned) = cross_validated["model"], cross_validated["tuned"]
+        return evaluation.Scored(y_true, {first_seed: trained, "tuned": tuned})
+    if any(found is not None for found in cross_validated.values()):
+        return None  # one was scored out of fold, the other on dev: no paired comparison
+    dev_frame = tables.read_parquet(SPLIT_FILES["dev"])
     return evaluation.Scored(
         datasets.encode_target(dev_frame, schema),
         {name: predict_rows(load_model(dirs[name]), dev_frame) for name in (first_seed, "tuned")},

@@ -12,13 +12,14 @@ from reprotrain import config
 from reprotrain.config import FeaturesParams, SplitParams
 from reprotrain.config.errors import UserError, run_stage
 from reprotrain.config.paths import (
+    FOLDS,
     PREPARED_DATA,
     SCHEMA,
     SPLIT_FILES,
     SPLIT_METRICS,
     STAGE_OUTPUTS,
 )
-from reprotrain.data import io, leakage, outputs, splitting
+from reprotrain.data import folds, io, leakage, outputs, splitting
 from reprotrain.data.schema import Schema
 from reprotrain.data.tables import read_frame
 
@@ -93,6 +94,26 @@ def audit(
     return result
 
 
+def cross_validation(
+    frame: pd.DataFrame,
+    schema: Schema,
+    rows: dict[str, np.ndarray],
+    params: SplitParams,
+    method: str,
+    seed: int,
+) -> tuple[np.ndarray | None, dict]:
+    """Fold numbers of the development rows (train's, then dev's), or None; and how
+    it was decided, for split.json."""
+    n_folds, reason = folds.resolve(params, method, len(rows["dev"]))
+    if n_folds == 0:
+        return None, {"folds": 0, "repeats": 0, "reason": reason}
+    development = np.concatenate([rows["train"], rows["dev"]])
+    labels = frame[schema.target].to_numpy()[development] if method == "stratified" else None
+    codes = folds.fold_codes(len(development), labels, n_folds, params.cv_repeats, seed)
+    summary = {"folds": n_folds, "repeats": params.cv_repeats, "rows": len(development)}
+    return codes, summary | {"reason": reason}
+
+
 def main() -> None:
     outputs.recover()  # a killed run's outputs, completed before anything reads them
     base, params, features = config.load("base", "split", "features")
@@ -121,9 +142,13 @@ def main() -> None:
     if method == "group":
         summary["groups"] = splitting.group_counts(frame[params.group_column], codes)
     summary["leakage"] = leaks
+    fold_codes, summary["cross_validation"] = cross_validation(
+        frame, schema, rows, params, method, base.seed
+    )
     with outputs.replaced_together("split", STAGE_OUTPUTS["split"]) as staged:
         for name, positions in rows.items():
             io.write_parquet(staged.path(SPLIT_FILES[name]), frame, positions)
+        folds.write(staged.path(FOLDS), fold_codes)
         io.write_json(staged.path(SPLIT_METRICS), summary)
     log.info(
         "%s split, sizes %s; %d rows had an identical feature row in another split (%s)",
@@ -131,6 +156,10 @@ def main() -> None:
         summary["sizes"],
         found,
         f"{dropped} dropped" if method in ("group", "time") else "moved to the earliest split",
+    )
+    cv = summary["cross_validation"]
+    log.info(
+        "cross-validation: %s folds x %s repeats (%s)", cv["folds"], cv["repeats"], cv["reason"]
     )
     for text in leakage.findings(leaks).values():
         log.warning("leakage audit: %s", text)

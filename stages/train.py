@@ -1,7 +1,9 @@
 """Stage `train`: a baseline without ML, a strong simple one and the configured model,
 one per seed.
 
-Reads train and dev only; dev is used for early stopping and nothing else.
+Reads train and dev only: models are scored on dev (and torch nets early-stop on it), or,
+when `split` cut cross-validation folds (small data), scored over the folds of train+dev
+and refit on all of it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from reprotrain.config.paths import (
 from reprotrain.data import io, outputs
 from reprotrain.data.features import Preprocessor
 from reprotrain.data.schema import Schema
-from reprotrain.data.tables import read_frame
 from reprotrain.metrics import dev_errors
 from reprotrain.models import choice, distributed
 from reprotrain.models.model import (
@@ -46,15 +47,13 @@ from reprotrain.models.model import (
 )
 from reprotrain.training import learning_curve, selection
 from reprotrain.training.fitting import (
-    Arrays,
     Fitted,
     checkpoint_path,
     configure_torch,
-    fit_and_score,
-    load_train_dev,
     resolve_progress,
     summarize,
 )
+from reprotrain.training.validation import Validation, load_validation
 
 log = logging.getLogger(__name__)
 
@@ -63,21 +62,17 @@ BASELINE_DIRS = {"baseline": BASELINE_DIR, "strong_baseline": STRONG_BASELINE_DI
 
 
 def fit_baselines(
-    schema: Schema, train: Arrays, dev: Arrays, seed: int
+    schema: Schema, validation: Validation, seed: int
 ) -> tuple[dict[str, Model], dict[str, Any]]:
     """The baseline without ML and the strong simple one (an untuned scaled linear model),
     with their train and dev scores: {name: model}, {name: {train, dev}}."""
-    models = {
-        "baseline": build_baseline(schema.task, schema.n_classes),
-        "strong_baseline": build_strong_baseline(schema.task, schema.n_classes, seed),
+    builders = {
+        "baseline": lambda: build_baseline(schema.task, schema.n_classes),
+        "strong_baseline": lambda: build_strong_baseline(schema.task, schema.n_classes, seed),
     }
-    scores = {}
-    for name, model in models.items():
-        model.fit(train, dev)
-        scores[name] = {
-            split: metrics.score_model(model, schema.task, data)
-            for split, data in (("train", train), ("dev", dev))
-        }
+    models, scores = {}, {}
+    for name, build in builders.items():
+        models[name], scores[name] = validation.fit_baseline(build, schema.task)
     scores["strong_baseline"]["model"] = type(models["strong_baseline"].estimator[-1]).__name__
     return models, scores
 
@@ -93,20 +88,17 @@ class SeedRuns(Protocol):
 def fit_seeds(
     params: TrainParams,
     schema: Schema,
-    train: Arrays,
-    dev: Arrays,
+    validation: Validation,
     seed_runs: SeedRuns | None,
     progress: str,
 ) -> list[Fitted]:
     """The configured model once per seed, each fit's epochs streamed to its MLflow run."""
     n_seeds = len(params.seeds)
     return [
-        fit_and_score(
+        validation.fit(
             params,
             schema,
             seed,
-            train,
-            dev,
             on_epoch=seed_runs.start(seed) if seed_runs is not None else None,
             checkpoint=checkpoint_path(params, seed),
             progress=progress,
@@ -142,13 +134,13 @@ def write_outputs(
 
 
 def follow_rank_zero(
-    params: TrainParams, fractions: list[float], schema: Schema, train: Arrays, dev: Arrays
+    params: TrainParams, fractions: list[float], schema: Schema, validation: Validation
 ) -> None:
     """A rank > 0 under torchrun: the same torch fits as rank 0, in step with it; rank 0
     alone writes files and MLflow runs."""
-    params, _ = selection.choose_model(params, schema, train, dev)  # as rank 0 chooses
-    fitted = fit_seeds(params, schema, train, dev, None, "off")
-    learning_curve.for_train(params, fractions, schema, dev, train, fitted[0], "off")
+    params, _ = selection.choose_model(params, schema, validation)  # as rank 0 chooses
+    fitted = fit_seeds(params, schema, validation, None, "off")
+    validation.curve(params, fractions, schema, fitted[0], "off")
     distributed.stop()
 
 
@@ -159,10 +151,12 @@ def main() -> None:
         outputs.recover()  # a killed run's outputs, completed before anything reads them
     schema = Schema.read(SCHEMA)
     model = choice.resolve(params.model, schema)  # auto: the first candidate for this data
-    preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(model))
+    # dev split, or cross-validation folds over train+dev when split cut them
+    models = choice.candidates(params.model, schema)
+    preprocessor, validation = load_validation(schema, models, dtype=input_dtype(model))
     configure_torch(base, model)
     if not distributed.is_main():
-        return follow_rank_zero(params, curve_params.fractions, schema, train, dev)
+        return follow_rank_zero(params, curve_params.fractions, schema, validation)
     lineage = start_lineage(params)  # checked before any training
     progress = resolve_progress(params.progress)
 
@@ -172,18 +166,16 @@ def main() -> None:
     logged = {"base": base.model_dump(), "train": params.model_dump()}
     with tracking.stage_run("train", logged) as run, stage_logs.SeedRuns(run) as seed_runs:
         tracking.log_split_inputs(schema, {split: SPLIT_FILES[split] for split in ("train", "dev")})
-        baselines, baseline_scores = fit_baselines(schema, train, dev, params.seeds[0])
-        params, model_choice = selection.choose_model(params, schema, train, dev)
-        fitted = fit_seeds(params, schema, train, dev, seed_runs, progress)
-        summary = summarize(schema.task, baseline_scores, fitted) | {"model_choice": model_choice}
-        curve = learning_curve.for_train(
-            params, curve_params.fractions, schema, dev, train, fitted[0], progress
-        )
-        first = fitted[0]
-        analysis = dev_errors.of_model(
-            first.model, schema, read_frame(SPLIT_FILES["dev"]), dev, first.seed
-        )
-        del train, dev  # what follows reads files: free the matrices before MLflow loads
+        baselines, baseline_scores = fit_baselines(schema, validation, params.seeds[0])
+        params, model_choice = selection.choose_model(params, schema, validation)
+        fitted = fit_seeds(params, schema, validation, seed_runs, progress)
+        summary = summarize(schema.task, baseline_scores, fitted) | {
+            "model_choice": model_choice,
+            "validation": validation.describe(),
+        }
+        curve = validation.curve(params, curve_params.fractions, schema, fitted[0], progress)
+        analysis = validation.errors(schema, fitted[0])
+        del validation  # what follows reads files: free the matrices before MLflow loads
         write_outputs(baselines, preprocessor, fitted, summary, curve, analysis)
         stage_logs.log_train(run.info.run_id, summary, fitted, seed_runs)
         tracking.log_artifact(run.info.run_id, LEARNING_CURVE)

@@ -1,4 +1,5 @@
-"""Stage `tune`: search the space in params on dev (never test); save the best model.
+"""Stage `tune`: search the space in params on dev, or on cross-validation folds of
+train+dev (never test); save the best model (refit on train+dev under cross-validation).
 
 `python -m stages.tune` (what `dvc repro` runs) coordinates: it opens the study, runs
 trials, waits for trials running elsewhere, refits the best configuration with the first
@@ -30,11 +31,11 @@ from reprotrain.config.paths import (
 from reprotrain.data import io, outputs
 from reprotrain.data.features import Preprocessor
 from reprotrain.data.schema import Schema
-from reprotrain.data.tables import read_frame
 from reprotrain.metrics import dev_errors
 from reprotrain.models import choice, distributed
 from reprotrain.models.model import input_dtype, resolve_device, save_model, start_lineage
-from reprotrain.training.fitting import Fitted, configure_torch, load_train_dev
+from reprotrain.training.fitting import Fitted, configure_torch
+from reprotrain.training.validation import load_validation
 from reprotrain.tuning import group, runner
 
 log = logging.getLogger(__name__)
@@ -83,10 +84,7 @@ def coordinate(
         trial_runs = stage_logs.TrialRuns(run_id)
         best, summary = runner.coordinate(search, study, storage, fingerprint, run_id, trial_runs)
         stage_logs.close_lost_runs(study)
-        dev_frame = read_frame(SPLIT_FILES["dev"])
-        analysis = dev_errors.of_model(
-            best.model, search.schema, dev_frame, search.dev, search.seed
-        )
+        analysis = search.validation.errors(search.schema, best)
         write_outputs(best, preprocessor, summary, tuning.trials_table(study), analysis)
         stage_logs.log_study(run_id, study, summary, search.base.seed)
         tracking.tag_weights(run_id, TUNED_DIR)
@@ -146,8 +144,11 @@ def main(argv: list[str] | None = None) -> None:
     model = choice.resolve(train_params.model, schema)
     train_params = train_params.model_copy(update={"model": model})
     train_params, params = runner.search_params(train_params, params)
-    preprocessor, train, dev = load_train_dev(schema, dtype=input_dtype(train_params.model))
-    search = runner.make_search(base, train_params, params, schema, train, dev)
+    # the dev split, or cross-validation folds over train+dev when split cut them
+    preprocessor, validation = load_validation(
+        schema, runner.models_searched(train_params, params), dtype=input_dtype(train_params.model)
+    )
+    search = runner.make_search(base, train_params, params, schema, validation)
     configure_torch(base)  # always: the search may pick a torch model whatever train.model is
     group.join(resolve_device(train_params.device))  # under torchrun: the process group
     if not distributed.is_main():

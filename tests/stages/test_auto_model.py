@@ -14,10 +14,13 @@ from reprotrain.models.model import load_model
 from stages import prepare, split, train
 
 
-def _prepared(workdir, source: str, train_overrides: dict | None = None) -> Path:
+def _prepared(
+    workdir, source: str, train_overrides: dict | None = None, cv_folds: int | str = "auto"
+) -> Path:
     root = workdir(
         {
             "prepare": {"source": source},
+            "split": {"cv_folds": cv_folds},
             "train": {"seeds": [0, 1], "progress": "off", **(train_overrides or {})},
             "learning_curve": {"fractions": [0.5, 1.0]},
         }
@@ -27,15 +30,16 @@ def _prepared(workdir, source: str, train_overrides: dict | None = None) -> Path
     return root
 
 
+@pytest.mark.parametrize("cv_folds", [0, "auto"], ids=["dev split", "cross-validation"])
 @pytest.mark.parametrize(
     ("source", "linear"),
     [("sklearn:wine", "logistic_regression"), ("sklearn:diabetes", "linear_regression")],
     ids=["classification", "regression"],
 )
 def test_auto_on_a_table_keeps_boosting_only_when_it_beats_the_linear_model_beyond_noise(
-    workdir, source: str, linear: str
+    workdir, source: str, linear: str, cv_folds: int | str
 ) -> None:
-    root = _prepared(workdir, source)
+    root = _prepared(workdir, source, cv_folds=cv_folds)
     train.main()
     summary = json.loads((root / paths.TRAIN_METRICS).read_text())
     chosen = summary["model_choice"]
@@ -54,7 +58,23 @@ def test_auto_on_a_table_keeps_boosting_only_when_it_beats_the_linear_model_beyo
     for seed in (0, 1):
         assert load_model(paths.seed_dir(root / paths.MODEL_DIR, seed)).name == chosen["chosen"]
     primary = summary["primary_metric"]
-    assert summary["model"]["seeds"]["0"]["dev"][primary] == pytest.approx(best)
+    first_seed = summary["model"]["seeds"]["0"]
+    if cv_folds == 0:
+        assert summary["validation"]["method"] == "holdout"
+        assert first_seed["dev"][primary] == pytest.approx(best)
+        return
+    # small data: 5 folds over train+dev; the seed's dev score is the mean over its folds
+    assert summary["validation"] == {
+        "method": "cross-validation",
+        "folds": 5,
+        "repeats": 1,
+        "rows": summary["validation"]["rows"],
+        "refit_rows": summary["validation"]["rows"],
+    }
+    assert comparison["on"] == "on out-of-fold predictions"
+    folds = [row[primary] for row in first_seed["dev_folds"]]
+    assert len(folds) == 5
+    assert first_seed["dev"][primary] == pytest.approx(sum(folds) / 5)
 
 
 def test_an_explicit_model_is_kept_on_a_table(workdir) -> None:

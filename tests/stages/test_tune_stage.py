@@ -29,7 +29,7 @@ from servers import create_database
 from reprotrain import tracking, tuning
 from reprotrain.config import paths
 from reprotrain.config.errors import UserError
-from reprotrain.data import datasets, io
+from reprotrain.data import datasets, folds, io
 from reprotrain.models.model import load_model
 from stages import tune
 
@@ -71,6 +71,7 @@ def write_data(root: Path, frame: pd.DataFrame) -> None:
     dev_rows = frame.index % 3 == 0
     io.write_parquet(root / paths.SPLIT_FILES["train"], frame[~dev_rows])
     io.write_parquet(root / paths.SPLIT_FILES["dev"], frame[dev_rows])
+    folds.write(root / paths.FOLDS, None)  # the dev split alone
     (root / paths.SPLIT_FILES["test"]).write_bytes(b"not a parquet file: tune must not read it")
 
 

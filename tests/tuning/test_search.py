@@ -302,7 +302,7 @@ def test_fingerprint_ignores_budget_but_not_space_or_data() -> None:
     objective = tuning.Objective("accuracy", "maximize")
 
     def fingerprint(params: TuneParams, train=data) -> str:
-        return tuning.fingerprint(params, repo_params.train(), objective, train, data)
+        return tuning.fingerprint(params, repo_params.train(), objective, (*train, *data))
 
     base = fingerprint(tune_params())
     assert fingerprint(tune_params(n_trials=99, pruner="median", n_jobs=4)) == base

@@ -101,6 +101,16 @@ class SplitParams(Section):
     fail_on_near_duplicates: bool  # normalised rows / image hashes shared across splits
     fail_on_target_leak: bool  # one feature alone predicts the target on dev
     fail_on_identifiers: bool  # id-like columns that follow the target or the row order
+    # k-fold cross-validation over train+dev (data/folds.py); auto: 5 folds when dev is small
+    cv_folds: Literal["auto"] | Annotated[int, Field(ge=0, le=20)]
+    cv_repeats: Annotated[int, Field(ge=1, le=10)]
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _folds_not_one(cls, folds: int | str) -> int | str:
+        if folds == 1:
+            raise ValueError("must be auto, 0 (off) or 2 to 20 folds, got 1")
+        return folds
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> SplitParams:

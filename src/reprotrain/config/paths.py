@@ -12,6 +12,8 @@ SCHEMA = PREPARED_DIR / "schema.json"
 
 SPLIT_DIR = Path("data/split")
 SPLIT_FILES = {name: SPLIT_DIR / f"{name}.parquet" for name in ("train", "dev", "test")}
+# Cross-validation folds over train+dev (data/folds.py): no columns when there are none.
+FOLDS = SPLIT_DIR / "folds.parquet"
 
 MODELS_DIR = Path("models")
 BASELINE_DIR = MODELS_DIR / "baseline"
@@ -36,6 +38,8 @@ TUNE_HISTORY = METRICS_DIR / "tune_history.csv"
 # (by tune): plain outputs that evaluate's report shows for the selected model.
 DEV_ERRORS_DIR = METRICS_DIR / "dev_errors"
 DEV_ERRORS = {"model": DEV_ERRORS_DIR / "model", "tuned": DEV_ERRORS_DIR / "tuned"}
+# Under cross-validation, beside the analysis: the out-of-fold predictions evaluate chooses on.
+CV_PREDICTIONS = "cv_predictions.csv"
 EVALUATE_METRICS = METRICS_DIR / "evaluate.json"
 # The headline numbers: the one file dvc.yaml declares as metrics (dvc metrics, dvc exp show).
 SUMMARY_METRICS = METRICS_DIR / "summary.json"
@@ -52,7 +56,7 @@ def seed_dir(root: Path, seed: int) -> Path:
 # Each stage's outputs (dvc.yaml declares the same), replaced together (data/outputs.py).
 STAGE_OUTPUTS: dict[str, tuple[Path, ...]] = {
     "prepare": (PREPARED_DIR, PREPARE_METRICS),
-    "split": (*SPLIT_FILES.values(), SPLIT_METRICS),
+    "split": (*SPLIT_FILES.values(), FOLDS, SPLIT_METRICS),
     "train": (
         BASELINE_DIR,
         STRONG_BASELINE_DIR,

@@ -43,6 +43,7 @@ class Scored:
 
     y_true: np.ndarray
     predictions: dict[str, Prediction]
+    on: str = "on dev"  # what the rows are: dev, or out-of-fold under cross-validation
 
 
 def select(
@@ -60,7 +61,7 @@ def select(
         interval = f"[{on_dev['ci_low']:+.4f}, {on_dev['ci_high']:+.4f}]"
         compared = (
             f"dev {primary} tuned − trained {on_dev['difference']:+.4f} {interval} "
-            "(paired bootstrap on dev)"
+            f"(paired bootstrap {on_dev.get('on', 'on dev')})"
         )
         if on_dev["verdict"] == "better":
             return "tuned", f"{compared}: the tuned model is better beyond the noise"
@@ -86,7 +87,8 @@ def compare_on_dev(
         boot.confidence,
         seed,
     )
-    return differences.get(primary)
+    found = differences.get(primary)
+    return {**found, "on": dev.on} if found is not None else None
 
 
 def model_families(train_summary: dict, tune_summary: dict) -> dict[str, str | None]:

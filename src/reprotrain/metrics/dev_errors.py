@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reprotrain.config.paths import CV_PREDICTIONS
 from reprotrain.data import io
 from reprotrain.data.schema import Schema
 from reprotrain.metrics.resampling import resample_counts
 
+Prediction = tuple[np.ndarray, np.ndarray | None]  # labels or values, class probabilities
 N_MISTAKES = 16  # rows in mistakes.csv (a 4x4 grid of thumbnails for images)
 N_PAIRS = 10  # confusion pairs listed
 N_BINS = 4  # quantile bins per numeric feature
@@ -207,6 +209,18 @@ def write(directory: Path, analysis: dict[str, Any]) -> None:
             io.write_json(directory / name, content)
         else:
             io.write_csv(directory / name, content)
+
+
+def read_cv_predictions(directory: Path) -> tuple[np.ndarray, Prediction] | None:
+    """The out-of-fold predictions written beside the analysis under cross-validation:
+    (true targets, (labels or values, probabilities)); None without cross-validation."""
+    path = directory / CV_PREDICTIONS
+    if not path.exists():
+        return None
+    table = pd.read_csv(path)
+    proba_columns = [name for name in table.columns if name.startswith("proba_")]
+    proba = table[proba_columns].to_numpy() if proba_columns else None
+    return table["actual"].to_numpy(), (table["predicted"].to_numpy(), proba)
 
 
 def read(directory: Path) -> dict[str, Any]:

@@ -34,6 +34,10 @@ class Fitted:
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
     dev_recall: dict[str, float] | None = None  # per class (classification)
+    # Under cross-validation (training/validation.py): the out-of-fold predictions of the
+    # first repeat (labels or values, probabilities) and each fold's dev scores.
+    oof: tuple[np.ndarray, np.ndarray | None] | None = None
+    dev_folds: list[dict[str, float]] | None = None
 
 
 def load_train_dev(
@@ -198,16 +202,21 @@ def fit_and_score(
 
 def summarize(task: str, baselines: dict[str, Any], fitted: list[Fitted]) -> dict[str, Any]:
     """train.json: the baselines' scores (`baseline`, `strong_baseline`) and the model's
-    on train and dev, per seed and mean ± std."""
+    on train and dev, per seed and mean ± std (over seeds, and folds under
+    cross-validation)."""
     per_seed = {
         str(run.seed): {
             "train": run.train_scores,
             "dev": run.dev_scores,
             "best_epoch": run.best_epoch,
             "dev_recall_per_class": run.dev_recall,
+            **({"dev_folds": run.dev_folds} if run.dev_folds is not None else {}),
         }
         for run in fitted
     }
+    # Under cross-validation the spread is over every fold of every seed: what a new
+    # split of this much data would move the score by, not only a new seed.
+    dev_rows = [row for run in fitted for row in (run.dev_folds or [run.dev_scores])]
     return {
         "task": task,
         "primary_metric": metrics.PRIMARY[task],
@@ -217,6 +226,6 @@ def summarize(task: str, baselines: dict[str, Any], fitted: list[Fitted]) -> dic
             "history_seed": fitted[0].seed,
             "seeds": per_seed,
             "train": metrics.summarize_seeds([run.train_scores for run in fitted]),
-            "dev": metrics.summarize_seeds([run.dev_scores for run in fitted]),
+            "dev": metrics.summarize_seeds(dev_rows),
         },
     }

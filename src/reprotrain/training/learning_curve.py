@@ -86,23 +86,27 @@ def for_train(
     train: Arrays,
     full: Any,
     progress: str = "off",
+    seed: int | None = None,
 ) -> list[dict[str, float]]:
-    """The curve for the `train` stage: the configured model, the first seed's fit reused."""
+    """The curve for the `train` stage: the configured model, the first seed's fit `full`
+    reused (None: every fraction fitted here, with `seed`)."""
     from reprotrain import metrics
     from reprotrain.training.fitting import fit_and_score
 
     task, n_rows = schema.task, len(train[1])
+    seed = full.seed if full is not None else seed
+    assert seed is not None, "a seed, or the fit to reuse"
 
     def fit(subset: Arrays) -> Any:
         share = f"learning curve {len(subset[1]) / n_rows:.0%} ({len(subset[1])} of {n_rows} rows)"
-        return fit_and_score(params, schema, full.seed, subset, dev, progress=progress, label=share)
+        return fit_and_score(params, schema, seed, subset, dev, progress=progress, label=share)
 
     return learning_curve(
         fit,
         train,
         fractions,
         metrics.PRIMARY[task],
-        full.seed,
+        seed,
         stratify=task == "classification",
         full=full,
     )

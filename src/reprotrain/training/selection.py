@@ -11,7 +11,7 @@ from reprotrain.config import TrainParams
 from reprotrain.data.schema import Schema
 from reprotrain.metrics import paired
 from reprotrain.models import choice
-from reprotrain.training.fitting import Arrays, fit_and_score
+from reprotrain.training.validation import Validation
 
 log = logging.getLogger(__name__)
 
@@ -23,35 +23,33 @@ def with_model(params: TrainParams, model: str) -> TrainParams:
 
 # The paired bootstrap of the model choice on dev (train reads no evaluate params).
 DEV_RESAMPLES, DEV_CONFIDENCE = 1000, 0.95
+# What the paired comparison resamples, by validation method.
+UNSEEN = {"holdout": "on dev", "cross-validation": "on out-of-fold predictions"}
 
 
 def choose_model(
-    params: TrainParams, schema: Schema, train: Arrays, dev: Arrays
+    params: TrainParams, schema: Schema, validation: Validation
 ) -> tuple[TrainParams, dict[str, Any]]:
     """The train params with `model` resolved, and how it was chosen (for train.json).
 
     Several candidates (auto on tabular data: gradient boosting, then the scaled linear
-    model): each is fitted with the first seed and predicts dev. The flexible model wins
-    only when it beats the linear one beyond the noise of dev: the paired bootstrap
-    interval of its primary-score difference (the same resamples for both) lies wholly
-    on the better side of 0. Otherwise the linear model, the simpler and cheaper, is kept.
+    model): each is fitted with the first seed and predicts rows it did not see (dev, or
+    out of fold under cross-validation). The flexible model wins only when it beats the
+    linear one beyond the noise: the paired bootstrap interval of its primary-score
+    difference (the same resamples for both) lies wholly on the better side of 0.
+    Otherwise the linear model, the simpler and cheaper, is kept.
     """
     names = choice.candidates(params.model, schema)
     requested = params.model
     if len(names) == 1:
         return with_model(params, names[0]), {"requested": requested, "chosen": names[0]}
     primary, seed = metrics.PRIMARY[schema.task], params.seeds[0]
-    fitted = {
-        name: fit_and_score(with_model(params, name), schema, seed, train, dev) for name in names
-    }
+    fitted = {name: validation.fit(with_model(params, name), schema, seed) for name in names}
     flexible, simple = names[0], names[-1]
-    predictions = {
-        name: (run.model.predict(dev[0]), run.model.predict_proba(dev[0]))
-        for name, run in fitted.items()
-    }
+    predictions = {name: validation.dev_prediction(run) for name, run in fitted.items()}
     difference = paired.differences(
         schema.task,
-        dev[1],
+        validation.y_dev,
         predictions[flexible],
         predictions[simple],
         DEV_RESAMPLES,
@@ -59,10 +57,15 @@ def choose_model(
         seed,
     )[primary]
     chosen = flexible if difference["verdict"] == "better" else simple
-    dev_scores = {name: run.dev_scores[primary] for name, run in fitted.items()}
+    # scored on the very predictions the comparison resamples (under cross-validation:
+    # all out-of-fold rows pooled, not the mean of the fold scores)
+    dev_scores = {
+        name: metrics.scores(schema.task, validation.y_dev, *prediction)[primary]
+        for name, prediction in predictions.items()
+    }
     log.info(
         "train.model auto (tabular data): dev %s %s; %s − %s %+.4f [%+.4f, %+.4f] (paired "
-        "bootstrap on dev): %s: chose %s",
+        "bootstrap, %s): %s: chose %s",
         primary,
         ", ".join(f"{name} {score:.4f}" for name, score in dev_scores.items()),
         flexible,
@@ -70,6 +73,7 @@ def choose_model(
         difference["difference"],
         difference["ci_low"],
         difference["ci_high"],
+        UNSEEN[validation.method],
         difference["verdict"],
         chosen,
     )
@@ -77,6 +81,10 @@ def choose_model(
         "requested": requested,
         "chosen": chosen,
         "dev_scores": dev_scores,
-        "dev_comparison": {"models": [flexible, simple], **difference},
+        "dev_comparison": {
+            "models": [flexible, simple],
+            "on": UNSEEN[validation.method],
+            **difference,
+        },
         "seed": seed,
     }

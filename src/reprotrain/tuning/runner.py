@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
 import optuna
 
 from reprotrain.config import BaseParams, TrainParams, TuneParams, wiring
@@ -22,7 +21,8 @@ from reprotrain.config.errors import UserError
 from reprotrain.config.secrets import redact
 from reprotrain.data.schema import Schema
 from reprotrain.models import choice
-from reprotrain.training.fitting import Fitted, fit_and_score
+from reprotrain.training.fitting import Fitted
+from reprotrain.training.validation import CrossValidation, Validation
 from reprotrain.tuning import defaults, group
 from reprotrain.tuning import search as space
 from reprotrain.tuning.trials import Budget, StudyLock, next_action, run_trials
@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 # The stored name predates this module; shared studies keep it.
 PARENT_ATTR = "mlflow_parent_run_id"
 
-Arrays = tuple[np.ndarray, np.ndarray]
+# Under cross-validation a trial reports the running mean of its fold scores after each
+# fold; the pruner may stop it once this many folds are done.
+CV_PRUNE_WARMUP_FOLDS = 2
 
 
 class TrialObserver(Protocol):
@@ -61,8 +63,7 @@ class Search:
     train_params: TrainParams
     params: TuneParams
     schema: Schema
-    train: Arrays
-    dev: Arrays
+    validation: Validation  # the dev split, or cross-validation folds (small data)
     objective: space.Objective
 
     @property
@@ -75,14 +76,8 @@ class Search:
 
     def fit(self, overrides: dict[str, Any], on_epoch: Any = None, label: str = "") -> Fitted:
         train_params = space.apply(self.train_params, overrides)
-        return fit_and_score(
-            train_params,
-            self.schema,
-            self.seed,
-            self.train,
-            self.dev,
-            on_epoch=on_epoch,
-            label=label,
+        return self.validation.fit(
+            train_params, self.schema, self.seed, on_epoch=on_epoch, label=label
         )
 
     def logged_params(self) -> dict[str, Any]:
@@ -125,33 +120,45 @@ def check_before_data(train_params: TrainParams, params: TuneParams) -> None:
     wiring.check_listed("tune", sorted(keys), "tune.space and tune.fixed do not set it")
 
 
+def models_searched(train_params: TrainParams, params: TuneParams) -> list[str]:
+    """Every model a trial may build: train.model, or the choices of a searched `model`."""
+    spec = space.space_of(params).get("model")
+    return [str(name) for name in spec.options] if spec is not None else [train_params.model]
+
+
 def make_search(
     base: BaseParams,
     train_params: TrainParams,
     params: TuneParams,
     schema: Schema,
-    train: Arrays,
-    dev: Arrays,
+    validation: Validation,
 ) -> Search:
     """The search over the data; `train_params` and `params` as `search_params` returns them."""
     objective = space.resolve_objective(params, schema.task)
-    return Search(base, train_params, params, schema, train, dev, objective)
+    return Search(base, train_params, params, schema, validation, objective)
 
 
 def open_search_study(search: Search, storage: Any) -> tuple[optuna.Study, str]:
     """The study (new, or resumed from `storage`) and the fingerprint its trials must share."""
-    max_epochs = space.max_epochs(search.params, search.train_params)
-    study = space.open_study(search.params, search.objective, search.base.seed, storage, max_epochs)
+    steps = space.max_epochs(search.params, search.train_params)
+    warmup = search.params.prune_warmup_epochs
+    if isinstance(search.validation, CrossValidation):  # a trial reports after each fold
+        steps, warmup = len(search.validation.folds), CV_PRUNE_WARMUP_FOLDS
+    study = space.open_study(
+        search.params, search.objective, search.base.seed, storage, steps, warmup
+    )
     fingerprint = space.fingerprint(
-        search.params, search.train_params, search.objective, search.train, search.dev
+        search.params, search.train_params, search.objective, search.validation.arrays()
     )
     return study, fingerprint
 
 
 def make_objective(search: Search, observer: TrialObserver) -> Callable[[optuna.Trial], float]:
-    """trial -> dev metric of the trial's configuration.
+    """trial -> dev metric of the trial's configuration (the mean over the folds under
+    cross-validation).
 
-    Per-epoch dev values go to the pruner; a pruned trial stops at that epoch.
+    Per-epoch dev values (per fold, the running mean) go to the pruner; a pruned trial
+    stops there.
     """
     task, metric = search.schema.task, search.objective.metric
     n_trials = search.budget.n_trials
@@ -269,6 +276,7 @@ def summarize(
         "metric": search.objective.metric,
         "direction": search.objective.direction,
         "pruner": params.pruner,
+        "validation": search.validation.describe(),
         "fixed": space.fixed_of(params),
         "best_trial": best_trial.number,
         "best_params": space.decode_params(best_trial.params, space.space_of(params)),
@@ -279,5 +287,6 @@ def summarize(
             "train": best.train_scores,
             "dev": best.dev_scores,
             "best_epoch": best.best_epoch,
+            **({"dev_folds": best.dev_folds} if best.dev_folds is not None else {}),
         },
     }

@@ -323,17 +323,20 @@ def make_sampler(
         )
 
 
-def make_pruner(params: TuneParams, max_epochs: int) -> optuna.pruners.BasePruner:
-    """Prunes on per-epoch dev values; trials of models without epochs are never pruned."""
+def make_pruner(
+    params: TuneParams, max_epochs: int, warmup: int | None = None
+) -> optuna.pruners.BasePruner:
+    """Prunes on per-step dev values (epochs, or folds under cross-validation, `warmup`
+    steps first: tune.prune_warmup_epochs when None); trials of models without epochs
+    and without folds are never pruned."""
+    warmup = params.prune_warmup_epochs if warmup is None else warmup
     if params.pruner == "median":
         return optuna.pruners.MedianPruner(
-            n_startup_trials=params.prune_startup_trials,
-            n_warmup_steps=params.prune_warmup_epochs,
+            n_startup_trials=params.prune_startup_trials, n_warmup_steps=warmup
         )
     if params.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(
-            min_resource=params.prune_warmup_epochs,
-            max_resource=max(max_epochs, params.prune_warmup_epochs),
+            min_resource=warmup, max_resource=max(max_epochs, warmup)
         )
     return optuna.pruners.NopPruner()
 
@@ -439,6 +442,7 @@ def open_study(
     seed: int,
     storage: optuna.storages.BaseStorage | None,
     max_epochs: int,
+    warmup: int | None = None,
 ) -> optuna.Study:
     """The study named in params: created, or loaded when the storage already holds it."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -447,7 +451,7 @@ def open_study(
         study_name=params.study_name,
         storage=storage,
         sampler=make_sampler(params, seed, parallel),
-        pruner=make_pruner(params, max_epochs),
+        pruner=make_pruner(params, max_epochs, warmup),
         direction=objective.direction,
         load_if_exists=True,
     )
@@ -457,8 +461,7 @@ def fingerprint(
     params: TuneParams,
     train_params: TrainParams,
     objective: Objective,
-    train: tuple[np.ndarray, np.ndarray],
-    dev: tuple[np.ndarray, np.ndarray],
+    arrays: tuple[np.ndarray, ...],
 ) -> str:
     """What a study's trials depend on: space, method, objective, train params and data.
 
@@ -472,7 +475,7 @@ def fingerprint(
         "objective": [objective.metric, objective.direction],
         "train": train_params.model_dump(),
     }
-    return fitting.fingerprint(recipe, (*train, *dev))[:16]
+    return fitting.fingerprint(recipe, arrays)[:16]
 
 
 def check_fingerprint(study: optuna.Study, expected: str, claim: bool) -> None:
