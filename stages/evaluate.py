@@ -84,7 +84,8 @@ def dev_predictions(schema: Schema, dirs: dict[str, Path]) -> evaluation.Scored 
     }
     if all(found is not None for found in cross_validated.values()):
         (y_true, trained), (_, tuned) = cross_validated["model"], cross_validated["tuned"]
-        return evaluation.Scored(y_true, {first_seed: trained, "tuned": tuned})
+        predictions = {first_seed: trained, "tuned": tuned}
+        return evaluation.Scored(y_true, predictions, "on out-of-fold predictions")
     if any(found is not None for found in cross_validated.values()):
         return None  # one was scored out of fold, the other on dev: no paired comparison
     dev_frame = tables.read_parquet(SPLIT_FILES["dev"])

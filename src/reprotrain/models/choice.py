@@ -1,9 +1,10 @@
 """`train.model: auto`: which models suit the data.
 
 Image-shaped data (a schema with `image_shape`: digits, an image folder) gets the CNN.
-Tabular data gets two candidates, chosen between on dev by the `train` stage: gradient
-boosting (strong on most tables) and a scaled linear model (logistic regression or ridge),
-which often wins on small or nearly linear tables and is the simpler of the two.
+Tabular data gets four candidates, chosen between by the `train` stage on rows they did not
+see (dev, or out of fold): gradient boosting (strong on most tables), a random forest and
+an RBF support vector machine (often stronger on small tables), and a scaled linear model
+(logistic regression or ridge), the simplest, kept unless another beats it beyond the noise.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from reprotrain.data.schema import Schema
 
 IMAGE_MODEL = "cnn"
 TABULAR_MODEL = "hist_gradient_boosting"
+# Beside boosting, the flexible models auto also fits on tables (cheap on small data).
+OTHER_TABULAR_MODELS = ["random_forest", "svm"]
 LINEAR_MODELS = {"classification": "logistic_regression", "regression": "linear_regression"}
 
 
@@ -23,12 +26,12 @@ def linear_model(task: str) -> str:
 
 def candidates(model: str, schema: Schema) -> list[str]:
     """The models `train.model` stands for on this data: itself, or auto's candidates
-    (the first is the one `tune` searches)."""
+    (the first is the one `tune` searches, the last the simplest)."""
     if model != AUTO:
         return [model]
     if schema.image_shape:
         return [IMAGE_MODEL]
-    return [TABULAR_MODEL, linear_model(schema.task)]
+    return [TABULAR_MODEL, *OTHER_TABULAR_MODELS, linear_model(schema.task)]
 
 
 def searchable(model: str) -> list[str]:

@@ -1,5 +1,5 @@
-"""`train.model: auto` on tabular data: fit each candidate once, keep the flexible one only
-when it beats the linear one beyond the noise of dev."""
+"""`train.model: auto` on tabular data: fit each candidate once, keep the best flexible one
+only when it beats the linear one beyond the noise (of dev, or of the out-of-fold rows)."""
 
 from __future__ import annotations
 
@@ -32,12 +32,12 @@ def choose_model(
 ) -> tuple[TrainParams, dict[str, Any]]:
     """The train params with `model` resolved, and how it was chosen (for train.json).
 
-    Several candidates (auto on tabular data: gradient boosting, then the scaled linear
-    model): each is fitted with the first seed and predicts rows it did not see (dev, or
-    out of fold under cross-validation). The flexible model wins only when it beats the
-    linear one beyond the noise: the paired bootstrap interval of its primary-score
-    difference (the same resamples for both) lies wholly on the better side of 0.
-    Otherwise the linear model, the simpler and cheaper, is kept.
+    Several candidates (auto on tabular data: gradient boosting, random forest, SVM, then
+    the scaled linear model): each is fitted with the first seed and predicts rows it did
+    not see (dev, or out of fold under cross-validation). The best-scoring flexible model
+    wins only when it beats the linear one beyond the noise: the paired bootstrap
+    interval of its primary-score difference (the same resamples for both) lies wholly on
+    the better side of 0. Otherwise the linear model, the simpler and cheaper, is kept.
     """
     names = choice.candidates(params.model, schema)
     requested = params.model
@@ -45,8 +45,15 @@ def choose_model(
         return with_model(params, names[0]), {"requested": requested, "chosen": names[0]}
     primary, seed = metrics.PRIMARY[schema.task], params.seeds[0]
     fitted = {name: validation.fit(with_model(params, name), schema, seed) for name in names}
-    flexible, simple = names[0], names[-1]
     predictions = {name: validation.dev_prediction(run) for name, run in fitted.items()}
+    # scored on the very predictions the comparison resamples (under cross-validation:
+    # all out-of-fold rows pooled, not the mean of the fold scores)
+    dev_scores = {
+        name: metrics.scores(schema.task, validation.y_dev, *prediction)[primary]
+        for name, prediction in predictions.items()
+    }
+    simple = names[-1]
+    flexible = max(names[:-1], key=lambda name: dev_scores[name])  # ties: the earlier
     difference = paired.differences(
         schema.task,
         validation.y_dev,
@@ -57,12 +64,6 @@ def choose_model(
         seed,
     )[primary]
     chosen = flexible if difference["verdict"] == "better" else simple
-    # scored on the very predictions the comparison resamples (under cross-validation:
-    # all out-of-fold rows pooled, not the mean of the fold scores)
-    dev_scores = {
-        name: metrics.scores(schema.task, validation.y_dev, *prediction)[primary]
-        for name, prediction in predictions.items()
-    }
     log.info(
         "train.model auto (tabular data): dev %s %s; %s − %s %+.4f [%+.4f, %+.4f] (paired "
         "bootstrap, %s): %s: chose %s",
