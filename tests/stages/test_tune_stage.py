@@ -206,6 +206,47 @@ def test_model_family_is_tunable_and_sklearn_trials_run_unpruned(tune_dir) -> No
     assert (table.loc[table["model"] == "mlp", "epochs"] >= 1).all()
 
 
+def test_under_cross_validation_trials_score_on_folds_and_weak_ones_stop_early(
+    tune_dir, classification_frame: pd.DataFrame
+) -> None:
+    root = tune_dir(
+        {
+            "method": "grid",
+            "n_trials": None,
+            "metric": "log_loss",
+            "pruner": "median",
+            "prune_startup_trials": 1,
+            "space": {
+                "logistic_regression.C": {"type": "categorical", "choices": [1e-6, 10.0, 1.0]}
+            },
+        },
+        {"model": "logistic_regression"},
+    )
+    dev_rows = classification_frame.index % 3 == 0
+    development = pd.concat([classification_frame[~dev_rows], classification_frame[dev_rows]])
+    labels = development["label"].to_numpy()
+    folds.write(root / paths.FOLDS, folds.fold_codes(90, labels, 5, 1, seed=0))
+    tune.main([])
+    result = summary(root)
+    assert result["validation"]["method"] == "cross-validation"
+    assert result["validation"]["folds"] == 5
+    table = trials_csv(root)
+    # C 1e-6 predicts near-uniform probabilities: its running fold mean of log loss is
+    # worse than the other trials' once 2 folds are done, so it stops there
+    assert set(table["state"]) == {"complete", "pruned"}
+    pruned = table[table["state"] == "pruned"]
+    assert pruned["logistic_regression.C"].tolist() == [1e-6]
+    assert pruned["epochs"].tolist() == [2]  # steps are folds
+    best = result["best_model"]
+    assert len(best["dev_folds"]) == 5
+    mean = sum(row["log_loss"] for row in best["dev_folds"]) / 5
+    assert best["dev"]["log_loss"] == pytest.approx(mean) == result["best_dev_score"]
+    # out-of-fold predictions of all 90 train+dev rows, for evaluate's choice
+    predictions = pd.read_csv(root / paths.DEV_ERRORS["tuned"] / paths.CV_PREDICTIONS)
+    assert len(predictions) == 90
+    assert (predictions["actual"].to_numpy() == labels).all()
+
+
 @pytest.mark.slow
 def test_log_loss_is_minimized(tune_dir) -> None:
     root = tune_dir({"method": "random", "n_trials": 3, "metric": "log_loss"})

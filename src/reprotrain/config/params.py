@@ -102,14 +102,15 @@ class SplitParams(Section):
     fail_on_target_leak: bool  # one feature alone predicts the target on dev
     fail_on_identifiers: bool  # id-like columns that follow the target or the row order
     # k-fold cross-validation over train+dev (data/folds.py); auto: 5 folds when dev is small
-    cv_folds: Literal["auto"] | Annotated[int, Field(ge=0, le=20)]
+    cv_folds: Literal["auto"] | int
     cv_repeats: Annotated[int, Field(ge=1, le=10)]
 
-    @field_validator("cv_folds")
+    @field_validator("cv_folds", mode="before")
     @classmethod
-    def _folds_not_one(cls, folds: int | str) -> int | str:
-        if folds == 1:
-            raise ValueError("must be auto, 0 (off) or 2 to 20 folds, got 1")
+    def _auto_off_or_folds(cls, folds: Any) -> Any:
+        allowed = folds == "auto" or (type(folds) is int and (folds == 0 or 2 <= folds <= 20))
+        if not allowed:
+            raise ValueError(f"must be auto, 0 (off) or 2 to 20 folds, got {folds!r}")
         return folds
 
     @model_validator(mode="after")
