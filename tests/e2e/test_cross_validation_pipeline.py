@@ -97,6 +97,8 @@ def test_tune_scores_trials_on_folds_and_evaluate_chooses_out_of_fold(
     assert "paired bootstrap on out-of-fold predictions" in selected["reason"]
     assert selected["dev_comparison"]["on"] == "on out-of-fold predictions"
     assert evaluate["n_test"] == 36
+    report = (repo / paths.REPORT).read_text()
+    assert "Dev scores: 5-fold cross-validation over the 142 train+dev rows" in report
     # only evaluate read test: train and tune ran before it and never listed it
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     for stage in ("train", "tune"):

@@ -272,6 +272,8 @@ def summarize(
         },
         "fit": all_verdicts(train_summary, tune_summary, primary, params, more_data),
         "baseline_dev": train_summary["baseline"]["dev"][primary],
+        # how dev scores were made: the dev split, or folds of train+dev (small data)
+        "validation": train_summary.get("validation", {"method": "holdout"}),
         "learning_curve": more_data,
         # The selected model against each alternative, paired on the same test resamples.
         "paired": paired.compare(task, y_true, predictions, winner, params.bootstrap, seed),

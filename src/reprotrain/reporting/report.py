@@ -128,6 +128,18 @@ def curve_table(curve: list[dict[str, float]]) -> list[str]:
     return _table(["share of train", "train rows", "train score", "dev score"], rows)
 
 
+def validation_line(validation: dict[str, Any]) -> str:
+    """Where the dev scores come from: the dev split, or cross-validation of train+dev."""
+    if validation["method"] != "cross-validation":
+        return "Dev scores: the dev split (models fitted on the train split)."
+    return (
+        f"Dev scores: {validation['folds']}-fold cross-validation over the "
+        f"{validation['rows']} train+dev rows ({validation['repeats']} repeat(s)), the mean "
+        "over the folds (choices between models: paired on the out-of-fold predictions); "
+        f"the final models are refit on all {validation['refit_rows']} rows."
+    )
+
+
 def render(summary: dict[str, Any], curve: list[dict[str, float]], images: list[str]) -> str:
     """The whole report; `images` are PNG file names under plots/ (linked relatively)."""
     selected, primary = summary["selected"], summary["primary_metric"]
@@ -142,6 +154,8 @@ def render(summary: dict[str, Any], curve: list[dict[str, float]], images: list[
         "",
         f"Selected model: **{title}** — {selected['reason']}. The choice uses dev scores "
         "only; the test set played no part in it.",
+        "",
+        validation_line(summary.get("validation", {"method": "holdout"})),
         "",
         "## Verdict",
         "",
