@@ -158,9 +158,8 @@ def main() -> None:
         f"{dropped} dropped" if method in ("group", "time") else "moved to the earliest split",
     )
     cv = summary["cross_validation"]
-    log.info(
-        "cross-validation: %s folds x %s repeats (%s)", cv["folds"], cv["repeats"], cv["reason"]
-    )
+    folds_text = f"{cv['folds']} folds x {cv['repeats']} repeat(s)" if cv["folds"] else "off"
+    log.info("cross-validation: %s (%s)", folds_text, cv["reason"])
     for text in leakage.findings(leaks).values():
         log.warning("leakage audit: %s", text)
 
