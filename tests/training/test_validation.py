@@ -62,13 +62,15 @@ def test_cross_validation_scores_out_of_fold_and_refits_on_all(
     assert isinstance(validation, CrossValidation)
     assert len(validation.folds) == 6  # 3 folds x 2 repeats
     params = repo_params.section("train", **TRAIN)
-    fitted = validation.fit(params, schema, seed=0)
+    steps: list[dict[str, float]] = []
+    fitted = validation.fit(params, schema, seed=0, on_epoch=steps.append)
 
     assert fitted.dev_folds is not None and len(fitted.dev_folds) == 6
     mean = np.mean([row["accuracy"] for row in fitted.dev_folds])
     assert fitted.dev_scores["accuracy"] == pytest.approx(mean)
-    assert len(fitted.history) == 6  # one row per fold: the running means a pruner sees
-    assert fitted.history[-1]["dev_score"] == pytest.approx(mean)
+    assert len(steps) == 6  # a row after each fold: the running means a pruner sees
+    assert steps[-1]["dev_score"] == pytest.approx(mean) == fitted.history[0]["dev_score"]
+    assert len(fitted.history) == 1  # fitted in one go, as without folds
 
     # out of fold: each row predicted by a model fitted on the other folds of repeat 1
     features = rows[["f0", "f1", "f2"]].to_numpy()

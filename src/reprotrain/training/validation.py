@@ -159,16 +159,18 @@ class CrossValidation:
             )
             return fitted.model
 
-        scores, prediction, history = self._validate(fit_fold, schema.task, on_epoch)
+        scores, prediction = self._validate(fit_fold, schema.task, on_epoch)
         refit = fit_and_score(params, schema, seed, self.development, self.development, **options)
         recall = None
         if schema.is_classification:
             recall = metrics.per_class_recall(self.y_dev, prediction[0], schema.labels)
+        train_scores, dev_scores = _mean(scores["train"]), _mean(scores["dev"])
         return replace(
             refit,
-            train_scores=_mean(scores["train"]),
-            dev_scores=_mean(scores["dev"]),
-            history=history,
+            train_scores=train_scores,
+            dev_scores=dev_scores,
+            # one row, as for any model fitted in one go: the folds are not epochs
+            history=[metrics.history_row(schema.task, 1, train_scores, dev_scores)],
             dev_recall=recall,
             oof=prediction,
             dev_folds=scores["dev"],
@@ -185,20 +187,19 @@ class CrossValidation:
             model.fit(train, dev)
             return model
 
-        scores, _, _ = self._validate(fit_fold, task, None)
+        scores, _ = self._validate(fit_fold, task, None)
         model = make()
         model.fit(self.development, self.development)
         return model, {"train": _mean(scores["train"]), "dev": _mean(scores["dev"])}
 
     def _validate(
         self, fit_fold: Callable[[Arrays, Arrays, int], Model], task: str, on_epoch: Any
-    ) -> tuple[dict[str, list[dict[str, float]]], Prediction, list[dict[str, float]]]:
-        """Fit and score every fold: the scores per fold, the first repeat's out-of-fold
-        predictions and one history row per fold (running means)."""
+    ) -> tuple[dict[str, list[dict[str, float]]], Prediction]:
+        """Fit and score every fold: the scores per fold and the first repeat's out-of-fold
+        predictions; `on_epoch` hears a row of running means after each fold."""
         scores: dict[str, list[dict[str, float]]] = {"train": [], "dev": []}
         labels = np.empty(len(self.y_dev), dtype=self.y_dev.dtype)
         proba: np.ndarray | None = None
-        history = []
         for number, fold in enumerate(self.folds, start=1):
             model = fit_fold(fold.train, fold.dev, number)
             scores["train"].append(metrics.score_model(model, task, fold.train))
@@ -210,11 +211,11 @@ class CrossValidation:
                     if proba is None:
                         proba = np.zeros((len(labels), fold_proba.shape[1]))
                     proba[fold.dev_rows] = fold_proba
-            row = metrics.history_row(task, number, _mean(scores["train"]), _mean(scores["dev"]))
-            history.append(row)
             if on_epoch is not None:
-                on_epoch(row)
-        return scores, (labels, proba), history
+                on_epoch(
+                    metrics.history_row(task, number, _mean(scores["train"]), _mean(scores["dev"]))
+                )
+        return scores, (labels, proba)
 
     def dev_prediction(self, fitted: Fitted) -> Prediction:
         assert fitted.oof is not None, "a fit of this cross-validation"
