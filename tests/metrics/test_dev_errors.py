@@ -14,7 +14,7 @@ from PIL import Image
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from reprotrain.config import paths
-from reprotrain.data import datasets, io
+from reprotrain.data import datasets, folds, io
 from reprotrain.data.tables import read_frame
 from reprotrain.metrics import dev_errors
 from reprotrain.reporting import report
@@ -116,6 +116,7 @@ def test_train_writes_the_analysis_and_the_grid_shows_the_mistaken_images(workdi
     schema.write(paths.SCHEMA)
     io.write_parquet(paths.SPLIT_FILES["train"], frame.iloc[:150])  # few rows: mistakes
     io.write_parquet(paths.SPLIT_FILES["dev"], frame.iloc[150:])
+    folds.write(paths.FOLDS, None)  # the dev split alone
     train.main()
     analysis = dev_errors.read(paths.DEV_ERRORS["model"])
     worst = analysis["mistakes.csv"]
