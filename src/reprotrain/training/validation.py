@@ -29,13 +29,12 @@ from reprotrain.data.features import Preprocessor, fit_preprocessor
 from reprotrain.data.schema import Schema
 from reprotrain.data.tables import read_frame
 from reprotrain.metrics import dev_errors
+from reprotrain.metrics.dev_errors import Prediction
 from reprotrain.models.model import TORCH_MODELS, Model
 from reprotrain.training import learning_curve
 from reprotrain.training.fitting import Arrays, Fitted, fit_and_score, load_train_dev
 
 log = logging.getLogger(__name__)
-
-Prediction = tuple[np.ndarray, np.ndarray | None]  # labels or values, class probabilities
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
@@ -46,6 +45,7 @@ class Holdout:
     """Score on the dev split; the model returned is the one fitted on train."""
 
     method = "holdout"
+    step = "epoch"  # what a fit reports to `on_epoch` (and a pruner compares)
 
     def __init__(self, train: Arrays, dev: Arrays):
         self.train, self.dev = train, dev
@@ -116,6 +116,7 @@ class CrossValidation:
     """
 
     method = "cross-validation"
+    step = "fold"  # a fit reports the running means after each fold
 
     def __init__(self, development: Arrays, fold_list: list[Fold], n_folds: int, repeats: int):
         self.development, self.folds = development, fold_list

@@ -189,8 +189,8 @@ def make_objective(search: Search, observer: TrialObserver) -> Callable[[optuna.
         except optuna.TrialPruned:
             stopped = {"pruned_epoch": len(history), "pruned_value": reported[-1]}
             observer.ended(trial, "pruned", history, stopped)
-            unit = "fold" if isinstance(search.validation, CrossValidation) else "epoch"
-            log.info("%s: pruned at %s %d (dev value %.4f)", name, unit, len(history), reported[-1])
+            step, value = search.validation.step, reported[-1]
+            log.info("%s: pruned at %s %d (dev value %.4f)", name, step, len(history), value)
             raise
         except BaseException as exc:
             observer.ended(trial, "failed", history, {}, f"{type(exc).__name__}: {exc}")
