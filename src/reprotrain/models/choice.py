@@ -1,10 +1,12 @@
 """`train.model: auto`: which models suit the data.
 
 Image-shaped data (a schema with `image_shape`: digits, an image folder) gets the CNN.
-Tabular data gets four candidates, chosen between by the `train` stage on rows they did not
-see (dev, or out of fold): gradient boosting (strong on most tables), a random forest and
-an RBF support vector machine (often stronger on small tables), and a scaled linear model
-(logistic regression or ridge), the simplest, kept unless another beats it beyond the noise.
+Tabular data gets gradient boosting (strong on most tables) and a scaled linear model
+(logistic regression or ridge), the simplest, kept unless another beats it beyond the noise,
+chosen between by the `train` stage on rows they did not see (dev, or out of fold). Small
+tables (at most SMALL_TABLE_ROWS rows to fit on) also get a random forest and an RBF support
+vector machine: often stronger there, cheap there, and too slow beyond (an SVM's fit grows
+with the square of the rows).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from reprotrain.data.schema import Schema
 
 IMAGE_MODEL = "cnn"
 TABULAR_MODEL = "hist_gradient_boosting"
-# Beside boosting, the flexible models auto also fits on tables (cheap on small data).
+# Beside boosting, the flexible models auto also fits on small tables.
 OTHER_TABULAR_MODELS = ["random_forest", "svm"]
+SMALL_TABLE_ROWS = 5000  # rows a model is fitted on (train, or train+dev under folds)
 LINEAR_MODELS = {"classification": "logistic_regression", "regression": "linear_regression"}
 
 
@@ -24,14 +27,16 @@ def linear_model(task: str) -> str:
     return LINEAR_MODELS[task]
 
 
-def candidates(model: str, schema: Schema) -> list[str]:
+def candidates(model: str, schema: Schema, n_rows: int = 0) -> list[str]:
     """The models `train.model` stands for on this data: itself, or auto's candidates
-    (the first is the one `tune` searches, the last the simplest)."""
+    (the first is the one `tune` searches, the last the simplest). `n_rows`: the rows they
+    are fitted on; above SMALL_TABLE_ROWS, no forest or SVM."""
     if model != AUTO:
         return [model]
     if schema.image_shape:
         return [IMAGE_MODEL]
-    return [TABULAR_MODEL, *OTHER_TABULAR_MODELS, linear_model(schema.task)]
+    others = OTHER_TABULAR_MODELS if n_rows <= SMALL_TABLE_ROWS else []
+    return [TABULAR_MODEL, *others, linear_model(schema.task)]
 
 
 def searchable(model: str) -> list[str]:

@@ -32,14 +32,15 @@ def choose_model(
 ) -> tuple[TrainParams, dict[str, Any]]:
     """The train params with `model` resolved, and how it was chosen (for train.json).
 
-    Several candidates (auto on tabular data: gradient boosting, random forest, SVM, then
-    the scaled linear model): each is fitted with the first seed and predicts rows it did
-    not see (dev, or out of fold under cross-validation). The best-scoring flexible model
-    wins only when it beats the linear one beyond the noise: the paired bootstrap
-    interval of its primary-score difference (the same resamples for both) lies wholly on
-    the better side of 0. Otherwise the linear model, the simpler and cheaper, is kept.
+    Several candidates (auto on tabular data: gradient boosting, random forest and SVM on
+    small tables, then the scaled linear model): each is fitted with the first seed and
+    predicts rows it did not see (dev, or out of fold under cross-validation). The
+    best-scoring flexible model wins only when it beats the linear one beyond the noise:
+    the paired bootstrap interval of its primary-score difference (the same resamples for
+    both) lies wholly on the better side of 0. Otherwise the linear model, the simpler and
+    cheaper, is kept.
     """
-    names = choice.candidates(params.model, schema)
+    names = choice.candidates(params.model, schema, validation.fit_rows)
     requested = params.model
     if len(names) == 1:
         return with_model(params, names[0]), {"requested": requested, "chosen": names[0]}

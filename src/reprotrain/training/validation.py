@@ -54,6 +54,11 @@ class Holdout:
     def y_dev(self) -> np.ndarray:
         return self.dev[1]
 
+    @property
+    def fit_rows(self) -> int:
+        """Rows the models are fitted on."""
+        return len(self.train[1])
+
     def arrays(self) -> tuple[np.ndarray, ...]:
         """What the scores depend on (a study's fingerprint)."""
         return (*self.train, *self.dev)
@@ -125,6 +130,11 @@ class CrossValidation:
     @property
     def y_dev(self) -> np.ndarray:
         return self.development[1]
+
+    @property
+    def fit_rows(self) -> int:
+        """Rows the final models are fitted on."""
+        return len(self.development[1])
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         return (*self.development, *(fold.dev_rows for fold in self.folds))
