@@ -106,6 +106,10 @@ class Holdout:
         return dev_errors.of_model(fitted.model, schema, frame, self.dev, fitted.seed)
 
 
+# A fold's fit: the model and its scores on the fold's training and held-out rows.
+FoldFit = tuple[Model, dict[str, float], dict[str, float]]
+
+
 @dataclass(frozen=True)
 class Fold:
     train: Arrays
@@ -163,12 +167,10 @@ class CrossValidation:
 
         fold_options = {key: value for key, value in options.items() if key != "checkpoint"}
 
-        def fit_fold(train: Arrays, dev: Arrays, number: int) -> Model:
+        def fit_fold(train: Arrays, dev: Arrays, number: int) -> FoldFit:
             fold_label = f"{label} fold {number} of {len(self.folds)}".strip()
-            fitted = fit_and_score(
-                params, schema, seed, train, dev, label=fold_label, **fold_options
-            )
-            return fitted.model
+            run = fit_and_score(params, schema, seed, train, dev, label=fold_label, **fold_options)
+            return run.model, run.train_scores, run.dev_scores
 
         scores, prediction = self._validate(fit_fold, schema.task, on_epoch)
         refit = fit_and_score(params, schema, seed, self.development, self.development, **options)
@@ -193,10 +195,14 @@ class CrossValidation:
         """A model without hyperparameters (`make()` builds it): scored over the folds,
         then refit on all development rows."""
 
-        def fit_fold(train: Arrays, dev: Arrays, number: int) -> Model:
+        def fit_fold(train: Arrays, dev: Arrays, number: int) -> FoldFit:
             model = make()
             model.fit(train, dev)
-            return model
+            return (
+                model,
+                metrics.score_model(model, task, train),
+                metrics.score_model(model, task, dev),
+            )
 
         scores, _ = self._validate(fit_fold, task, None)
         model = make()
@@ -204,7 +210,7 @@ class CrossValidation:
         return model, {"train": _mean(scores["train"]), "dev": _mean(scores["dev"])}
 
     def _validate(
-        self, fit_fold: Callable[[Arrays, Arrays, int], Model], task: str, on_epoch: Any
+        self, fit_fold: Callable[[Arrays, Arrays, int], FoldFit], task: str, on_epoch: Any
     ) -> tuple[dict[str, list[dict[str, float]]], Prediction]:
         """Fit and score every fold: the scores per fold and the first repeat's out-of-fold
         predictions; `on_epoch` hears a row of running means after each fold."""
@@ -212,9 +218,9 @@ class CrossValidation:
         labels = np.empty(len(self.y_dev), dtype=self.y_dev.dtype)
         proba: np.ndarray | None = None
         for number, fold in enumerate(self.folds, start=1):
-            model = fit_fold(fold.train, fold.dev, number)
-            scores["train"].append(metrics.score_model(model, task, fold.train))
-            scores["dev"].append(metrics.score_model(model, task, fold.dev))
+            model, train_scores, dev_scores = fit_fold(fold.train, fold.dev, number)
+            scores["train"].append(train_scores)
+            scores["dev"].append(dev_scores)
             if fold.repeat == 0:
                 labels[fold.dev_rows] = model.predict(fold.dev[0])
                 fold_proba = model.predict_proba(fold.dev[0])
