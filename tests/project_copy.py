@@ -75,6 +75,16 @@ def commit_copy(repo: Path) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
+def committed_copy(repo: Path, params: dict[str, Any]) -> str:
+    """The project copied to `repo` with `params` as its params.yaml, committed: what a user
+    has after cloning and editing params.yaml. Returns the commit."""
+    import yaml
+
+    copy_project(repo)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return commit_copy(repo)
+
+
 def default_params(overrides: dict[str, Any]) -> dict[str, Any]:
     """The repository's params.yaml with `overrides` merged in, every section validated."""
     from repo_params import everything

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from project_copy import commit_copy, copy_project, dvc
+from project_copy import REPO_ROOT, committed_copy, dvc
 from repo_params import merge
 
 from reprotrain.config import paths
@@ -32,10 +32,7 @@ SMALL = {  # defaults, but fewer seeds, trials and resamples: a few minutes on 2
 @pytest.fixture(scope="module")
 def wine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     repo = tmp_path_factory.mktemp("wine") / "repo"
-    copy_project(repo)
-    params = merge(yaml.safe_load((repo / "params.yaml").read_text()), SMALL)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    commit_copy(repo)
+    committed_copy(repo, merge(yaml.safe_load((REPO_ROOT / "params.yaml").read_text()), SMALL))
     result = dvc(repo, "repro")
     return {"repo": repo, "log": result.stdout + result.stderr}
 

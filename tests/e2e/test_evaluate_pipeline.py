@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from plots_page import assert_offline, drawn_plots, embedded_specs, intended_plots, show_page
-from project_copy import REPO_ROOT, commit_copy, copy_project, dvc, pipeline_env
+from project_copy import REPO_ROOT, committed_copy, dvc, pipeline_env
 from repo_params import merge
 
 from reprotrain.config import paths
@@ -64,10 +64,7 @@ TINY = {
 def diabetes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A copy of the project run once with `dvc repro` on sklearn:diabetes."""
     repo = tmp_path_factory.mktemp("diabetes") / "repo"
-    copy_project(repo)
-    params = merge(yaml.safe_load((repo / "params.yaml").read_text()), TINY)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    commit_copy(repo)
+    committed_copy(repo, merge(yaml.safe_load((REPO_ROOT / "params.yaml").read_text()), TINY))
     result = dvc(repo, "repro")
     return {"repo": repo, "stdout": result.stdout + result.stderr}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from plots_page import assert_offline, drawn_plots, intended_plots, show_page
-from project_copy import commit_copy, copy_project, dvc, small_params
+from project_copy import committed_copy, dvc, small_params
 
 from reprotrain.config import paths
 
@@ -126,9 +126,7 @@ def _last_evaluate_run(repo: Path):
 @pytest.mark.e2e
 def test_dvc_repro_end_to_end(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    copy_project(repo)
-    (repo / "params.yaml").write_text(yaml.safe_dump(small_params(), sort_keys=False))
-    commit = commit_copy(repo)
+    commit = committed_copy(repo, small_params())
 
     result = dvc(repo, "repro")
     assert "fit verdict" in result.stdout

@@ -13,8 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import servers
-import yaml
-from project_copy import commit_copy, copy_project, dvc, git, pipeline_env, run, small_params
+from project_copy import committed_copy, dvc, git, pipeline_env, run, small_params
 
 from reprotrain import tracking
 from reprotrain.config import paths
@@ -67,9 +66,7 @@ def pipeline(team: Team, tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     """A project with two DVC remotes (the bucket, default; a folder), its pipeline run
     with MLFLOW_TRACKING_URI alone pointing at the server (no storage keys), committed."""
     repo = tmp_path_factory.mktemp("alice") / "repo"
-    copy_project(repo)
-    (repo / "params.yaml").write_text(yaml.safe_dump(small_params(), sort_keys=False))
-    commit_copy(repo)
+    committed_copy(repo, small_params())
     dvc(repo, "remote", "add", "--default", "team", f"s3://{BUCKET}/dvc")
     dvc(repo, "remote", "modify", "team", "endpointurl", team.s3)
     set_keys(repo, team)  # in .dvc/config.local: never committed

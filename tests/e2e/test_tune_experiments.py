@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from reprotrain import tracking
 from reprotrain.config import paths
@@ -15,12 +14,10 @@ from reprotrain.config import paths
 @pytest.mark.e2e
 def test_dvc_exp_run_sets_the_search(tmp_path: Path) -> None:
     """`dvc exp run -S tune.<key>=...` reruns prepare, split and tune with the new search."""
-    from project_copy import commit_copy, copy_project, dvc, small_params
+    from project_copy import committed_copy, dvc, small_params
 
     repo = tmp_path / "repo"
-    copy_project(repo)
-    (repo / "params.yaml").write_text(yaml.safe_dump(small_params(), sort_keys=False))
-    commit_copy(repo)
+    committed_copy(repo, small_params())
 
     overrides = ["tune.method=grid", "tune.n_trials=null", "tune.pruner=median"]
     dvc(repo, "exp", "run", "--name", "grid-search", *(f"-S{o}" for o in overrides), "tune")
